@@ -1,0 +1,11 @@
+//! timbre's engine. The `timbred` binary is a thin layer of flags over this library,
+//! and the tests and benchmarks link it directly.
+//!
+//! Data flows through the modules in this order:
+//! [`pipeline`] (decode → resample → segment → features, via plugins from
+//! [`plugin_host`]) and out through [`offline`] commands.
+
+pub mod npy;
+pub mod offline;
+pub mod pipeline;
+pub mod plugin_host;

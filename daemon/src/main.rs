@@ -1,0 +1,222 @@
+//! `timbred`: flags in, a library call, an exit code out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use timbre_daemon::offline::{analyze, features, plugins};
+use timbre_daemon::pipeline::SegmentOptions;
+use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
+
+/// timbred: timbre's audio analysis daemon.
+///
+/// Decodes audio (WAV, FLAC, MP3, Ogg Vorbis, AAC/M4A, ALAC), runs it through feature and
+/// classifier plugins, and reports what it hears. The commands below work offline, without
+/// a running server.
+///
+/// Plugins are searched for in TIMBRE_PLUGIN_PATH (colon-separated files or directories),
+/// then in every --plugin-path, then next to this executable.
+#[derive(Debug, Parser)]
+#[command(name = "timbred", version, max_term_width = 100)]
+struct Cli {
+    /// Also look for plugins in this file or directory (repeatable).
+    #[arg(long, global = true, value_name = "PATH")]
+    plugin_path: Vec<PathBuf>,
+
+    /// Log more (-v: info, -vv: debug). TIMBRE_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the features of each FILE to OUT/<stem>.npy (float32, [n_mels, frames]).
+    ///
+    /// The whole file is one signal, exactly as librosa would see it. Files are processed
+    /// in parallel; a file that fails is reported and skipped, and the exit code is 1.
+    Features {
+        /// Feature plugin to use.
+        #[arg(long, default_value = "mel")]
+        plugin: String,
+        /// Set a plugin parameter, e.g. --set n_mels=64 --set fmax=8000 (value parsed as JSON, else text).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Directory for the .npy files (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Worker threads [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Refuse files longer than this many seconds (whole-file features are held in memory).
+        #[arg(long, default_value_t = 3600.0)]
+        max_duration: f64,
+        /// Audio files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Decode, segment and featurise each FILE; print duration, format, segments and a feature summary.
+    Analyze {
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Feature plugin to use.
+        #[arg(long, default_value = "mel")]
+        plugin: String,
+        /// Set a plugin parameter (see `features --help`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Segment length in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        segment_seconds: f64,
+        /// Worker threads [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Audio files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the plugins found on the search path, and why any library was refused.
+    Plugins {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(all_ok) => {
+            if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("timbred: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIMBRE_LOG").unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Returns whether every input succeeded.
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    let path = SearchPath::standard(&cli.plugin_path);
+    let registry = PluginRegistry::discover(&path);
+    let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match cli.command {
+        Command::Features { plugin, params, out, jobs, max_duration, files } => {
+            fs_err::create_dir_all(&out)?;
+            let request = features::FeaturesRequest {
+                plugin,
+                config: plugin_config(&params)?,
+                files,
+                out_dir: out,
+                jobs: jobs.unwrap_or(all_cores),
+                max_seconds: max_duration,
+            };
+            let (mut written, mut failed) = (0usize, 0usize);
+            features::run(&registry, &request, |file, outcome| match outcome {
+                features::FeaturesOutcome::Written { output, shape } => {
+                    written += 1;
+                    eprintln!("wrote {} {:?} from {}", output.display(), shape, file.display());
+                }
+                features::FeaturesOutcome::Failed(reason) => {
+                    failed += 1;
+                    eprintln!("error: {reason}");
+                }
+            })?;
+            eprintln!("{written} written, {failed} failed");
+            Ok(failed == 0)
+        }
+        Command::Analyze { json, plugin, params, segment_seconds, jobs, files } => {
+            anyhow::ensure!(segment_seconds > 0.0 && segment_seconds <= 600.0, "--segment-seconds must be in (0, 600]");
+            let request = analyze::AnalyzeRequest {
+                plugin,
+                config: plugin_config(&params)?,
+                files,
+                segments: SegmentOptions { seconds: segment_seconds, ..SegmentOptions::default() },
+                jobs: jobs.unwrap_or(all_cores),
+            };
+            let mut failed = 0usize;
+            analyze::run(&registry, &request, |file, result| {
+                if result.is_err() {
+                    failed += 1;
+                }
+                print_analysis(file, result, json);
+            })?;
+            Ok(failed == 0)
+        }
+        Command::Plugins { json } => {
+            let listing = plugins::list(&registry, &path);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listing)?);
+            } else {
+                print_plugins(&listing);
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// `KEY=VALUE` pairs into a JSON object; values are JSON when they parse, text otherwise.
+fn plugin_config(params: &[String]) -> anyhow::Result<serde_json::Value> {
+    let mut config = serde_json::Map::new();
+    for param in params {
+        let (key, value) = param.split_once('=').with_context(|| format!("--set {param}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        config.insert(key.trim().to_string(), value);
+    }
+    Ok(serde_json::Value::Object(config))
+}
+
+fn print_analysis(
+    file: &std::path::Path,
+    result: Result<analyze::Analysis, timbre_daemon::pipeline::PipelineError>,
+    json: bool,
+) {
+    match (result, json) {
+        (Ok(analysis), true) => println!("{}", serde_json::to_string(&analysis).unwrap_or_default()),
+        (Err(error), true) => println!("{}", serde_json::json!({ "path": file, "error": error.to_string() })),
+        (Ok(a), false) => {
+            let f = &a.features;
+            println!("{}", a.path.display());
+            println!("  duration   {:.2} s ({} Hz, {} ch, {})", a.duration_s, a.sample_rate, a.channels, a.codec);
+            println!("  segments   {} x {} s", a.segments, a.segment_s);
+            println!(
+                "  features   {} at {} Hz, {} x {} per segment; mean {:.1}, std {:.1}, range [{:.1}, {:.1}]",
+                f.plugin, f.sample_rate, f.shape[0], f.shape[1], f.mean, f.std, f.min, f.max
+            );
+        }
+        (Err(error), false) => eprintln!("error: {error}"),
+    }
+}
+
+fn print_plugins(listing: &plugins::PluginListing) {
+    println!("search path: {}", listing.search_path.join(":"));
+    if listing.plugins.is_empty() {
+        println!("no plugins found");
+    }
+    for p in &listing.plugins {
+        println!("{:<12} {:<10} {:<8} abi {}  {}", p.name, p.kind, p.version, p.abi, p.file);
+    }
+    for r in &listing.refused {
+        println!("refused      {}: {}", r.file, r.reason);
+    }
+}

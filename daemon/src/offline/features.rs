@@ -1,0 +1,91 @@
+//! `timbred features`: one `<stem>.npy` of whole-file features per input.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::{decode_whole, FeatureExtractor, PipelineError};
+use crate::plugin_host::{PluginError, PluginRegistry};
+
+#[derive(Debug, Clone)]
+pub struct FeaturesRequest {
+    pub plugin: String,
+    pub config: serde_json::Value,
+    pub files: Vec<PathBuf>,
+    pub out_dir: PathBuf,
+    pub jobs: usize,
+    /// Files longer than this are refused: whole-file features hold the signal in memory.
+    pub max_seconds: f64,
+}
+
+/// The result for one input file.
+#[derive(Debug)]
+pub enum FeaturesOutcome {
+    Written { output: PathBuf, shape: [usize; 2] },
+    Failed(String),
+}
+
+/// Extract features of every file. Config errors are fatal; per-file errors are reported
+/// through `report` and the batch goes on.
+pub fn run(
+    registry: &PluginRegistry,
+    request: &FeaturesRequest,
+    report: impl FnMut(&PathBuf, FeaturesOutcome) + Send,
+) -> Result<(), PluginError> {
+    // Fail fast on a bad plugin name or config, before any worker starts.
+    FeatureExtractor::new(registry, &request.plugin, &request.config)?;
+    let outputs = output_paths(&request.files, &request.out_dir);
+    crate::offline::for_each_file(
+        &request.files,
+        request.jobs,
+        || FeatureExtractor::new(registry, &request.plugin, &request.config),
+        |extractor, file| match &outputs[file] {
+            Err(message) => FeaturesOutcome::Failed(message.clone()),
+            Ok(output) => match extract_file(extractor, file, output, request.max_seconds) {
+                Ok(shape) => FeaturesOutcome::Written { output: output.clone(), shape },
+                Err(error) => FeaturesOutcome::Failed(error.to_string()),
+            },
+        },
+        report,
+    )
+}
+
+fn extract_file(
+    extractor: &mut FeatureExtractor,
+    file: &Path,
+    output: &Path,
+    max_seconds: f64,
+) -> Result<[usize; 2], PipelineError> {
+    let (signal, _) = decode_whole(file, extractor.sample_rate(), max_seconds)?;
+    let batch = extractor
+        .extract(&signal, 1, signal.len())
+        .map_err(|source| PipelineError::Plugin { path: file.to_path_buf(), source })?;
+    crate::npy::write_f32(output, &batch.data, &[batch.n_features, batch.frames])
+        .map_err(|e| PipelineError::Features { path: output.to_path_buf(), reason: format!("cannot write: {e}") })?;
+    Ok([batch.n_features, batch.frames])
+}
+
+/// `<out_dir>/<stem>.npy` per input; a second input with the same stem is an error rather
+/// than a silent overwrite of the first one's output.
+fn output_paths(files: &[PathBuf], out_dir: &Path) -> HashMap<PathBuf, Result<PathBuf, String>> {
+    let mut claimed: HashMap<PathBuf, &PathBuf> = HashMap::new();
+    files
+        .iter()
+        .map(|file| {
+            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "unnamed".into());
+            let output = out_dir.join(format!("{stem}.npy"));
+            let result = match claimed.get(&output) {
+                Some(first) if *first != file => Err(format!(
+                    "{}: its output {} would overwrite the one of {}; rename one of them",
+                    file.display(),
+                    output.display(),
+                    first.display()
+                )),
+                _ => {
+                    claimed.insert(output.clone(), file);
+                    Ok(output)
+                }
+            };
+            (file.clone(), result)
+        })
+        .collect()
+}

@@ -1,0 +1,155 @@
+//! The analysis pipeline, one stage per module, in the order the audio flows:
+//! [`decode`] → [`resample`] → [`segment`] → [`features`].
+//!
+//! [`SegmentStream`] joins the first three so a track is read in segments and memory
+//! stays flat however long the file is.
+
+pub mod decode;
+pub mod features;
+pub mod resample;
+pub mod segment;
+
+use std::path::Path;
+
+pub use decode::{DecodeError, DecodeErrorKind, Decoder, SourceInfo};
+pub use features::{FeatureBatch, FeatureExtractor};
+pub use resample::{ResampleError, Resampler};
+pub use segment::{Segment, Segmenter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("{}: {source}", path.display())]
+    Resample { path: std::path::PathBuf, source: ResampleError },
+    #[error("{}: {source}", path.display())]
+    Plugin { path: std::path::PathBuf, source: crate::plugin_host::PluginError },
+    #[error("{}: {reason}", path.display())]
+    Features { path: std::path::PathBuf, reason: String },
+}
+
+/// How a track is cut before feature extraction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmentOptions {
+    /// Segment length in seconds.
+    pub seconds: f64,
+    /// Keep a final partial segment holding at least this fraction of a segment.
+    pub min_tail: f64,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions { seconds: 3.0, min_tail: 0.5 }
+    }
+}
+
+/// A track read as fixed-length mono segments at a target sample rate.
+pub struct SegmentStream {
+    decoder: Decoder,
+    resampler: Option<Resampler>,
+    segmenter: Segmenter,
+    target_rate: u32,
+    ready: std::collections::VecDeque<Segment>,
+    resampled: Vec<f32>,
+    done: bool,
+}
+
+impl SegmentStream {
+    pub fn open(path: &Path, target_rate: u32, options: SegmentOptions) -> Result<Self, PipelineError> {
+        Ok(Self::new(Decoder::open(path)?, target_rate, options))
+    }
+
+    pub fn new(decoder: Decoder, target_rate: u32, options: SegmentOptions) -> Self {
+        let len = ((options.seconds * target_rate as f64).round() as usize).max(1);
+        SegmentStream {
+            decoder,
+            resampler: None,
+            segmenter: Segmenter::new(len, target_rate, options.min_tail),
+            target_rate,
+            ready: Default::default(),
+            resampled: Vec::new(),
+            done: false,
+        }
+    }
+
+    pub fn source(&self) -> &SourceInfo {
+        self.decoder.info()
+    }
+
+    /// Source duration in seconds, from the frames decoded so far (the whole track once drained).
+    pub fn decoded_seconds(&self) -> f64 {
+        let rate = self.decoder.info().sample_rate.max(1);
+        self.decoder.frames_decoded() as f64 / rate as f64
+    }
+
+    /// Samples per segment at the target rate.
+    pub fn segment_len(&self) -> usize {
+        self.segmenter.segment_len()
+    }
+
+    /// The next segment, or `None` at the end of the track.
+    pub fn next_segment(&mut self) -> Result<Option<Segment>, PipelineError> {
+        while self.ready.is_empty() && !self.done {
+            let mut produced = Vec::new();
+            match self.decoder.next_mono()? {
+                Some(block) => {
+                    let rate = self.decoder.info().sample_rate;
+                    let resampler = match &mut self.resampler {
+                        Some(r) => r,
+                        slot => slot.insert(Resampler::new(rate, self.target_rate).map_err(|source| {
+                            PipelineError::Resample { path: self.decoder.path().to_path_buf(), source }
+                        })?),
+                    };
+                    self.resampled.clear();
+                    resampler.push(&block, &mut self.resampled).map_err(|source| PipelineError::Resample {
+                        path: self.decoder.path().to_path_buf(),
+                        source,
+                    })?;
+                    self.segmenter.push(&self.resampled, &mut produced);
+                }
+                None => {
+                    self.done = true;
+                    if let Some(resampler) = &mut self.resampler {
+                        self.resampled.clear();
+                        resampler.finish(&mut self.resampled).map_err(|source| PipelineError::Resample {
+                            path: self.decoder.path().to_path_buf(),
+                            source,
+                        })?;
+                        self.segmenter.push(&self.resampled, &mut produced);
+                    }
+                    produced.extend(self.segmenter.finish());
+                }
+            }
+            self.ready.extend(produced);
+        }
+        Ok(self.ready.pop_front())
+    }
+}
+
+/// Decode a whole file to mono at `target_rate`, refusing files longer than `max_seconds`.
+/// For commands that need the whole signal at once (whole-file features); analysis streams.
+pub fn decode_whole(path: &Path, target_rate: u32, max_seconds: f64) -> Result<(Vec<f32>, SourceInfo), PipelineError> {
+    let mut decoder = Decoder::open(path)?;
+    let mut resampler: Option<Resampler> = None;
+    let mut out = Vec::new();
+    let resample_error = |source| PipelineError::Resample { path: path.to_path_buf(), source };
+    while let Some(block) = decoder.next_mono()? {
+        let rate = decoder.info().sample_rate;
+        if decoder.frames_decoded() as f64 > max_seconds * rate as f64 {
+            return Err(DecodeError {
+                path: path.to_path_buf(),
+                kind: DecodeErrorKind::TooLong { limit_s: max_seconds },
+            }
+            .into());
+        }
+        let resampler = match &mut resampler {
+            Some(r) => r,
+            slot => slot.insert(Resampler::new(rate, target_rate).map_err(resample_error)?),
+        };
+        resampler.push(&block, &mut out).map_err(resample_error)?;
+    }
+    if let Some(resampler) = &mut resampler {
+        resampler.finish(&mut out).map_err(resample_error)?;
+    }
+    Ok((out, decoder.info().clone()))
+}

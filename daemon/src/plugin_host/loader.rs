@@ -1,0 +1,162 @@
+//! Opening one plugin library and validating its descriptor before anything in it runs.
+//!
+//! The library is kept in the same struct as the descriptor pointer (clack's pattern),
+//! so the code the pointer refers to cannot be unloaded while it is reachable.
+
+use std::ffi::{c_char, CStr};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use libloading::Library;
+use timbre_plugin_sdk::ffi::{self, PluginDescriptor};
+
+use super::PluginError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Feature,
+    Classifier,
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PluginKind::Feature => "feature",
+            PluginKind::Classifier => "classifier",
+        })
+    }
+}
+
+/// A loaded, validated plugin library.
+pub struct PluginLibrary {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub abi: (u32, u32),
+    pub file: PathBuf,
+    pub metadata: serde_json::Value,
+    descriptor: *const PluginDescriptor,
+    // Declared last so it is dropped last; in practice libraries live as long as the host.
+    _library: Library,
+}
+
+// SAFETY: the descriptor is immutable static data in the library, which `_library` keeps
+// loaded; its functions are required by the ABI to be callable from any thread.
+unsafe impl Send for PluginLibrary {}
+// SAFETY: as above; shared access only reads the descriptor.
+unsafe impl Sync for PluginLibrary {}
+
+impl fmt::Debug for PluginLibrary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginLibrary")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+impl PluginLibrary {
+    /// Load `file` and check that it is a plugin this host can drive.
+    pub fn open(file: &Path) -> Result<Self, PluginError> {
+        let file = file.to_path_buf();
+        // SAFETY: loading a library runs its initialisers. Plugins are trusted code from the
+        // configured search path; this is the one unavoidable risk of a native plugin ABI.
+        let library =
+            unsafe { Library::new(&file) }.map_err(|source| PluginError::Load { file: file.clone(), source })?;
+        // SAFETY: the symbol's type is fixed by the ABI (`timbre_plugin_entry_fn` in the header).
+        let entry = unsafe { library.get::<ffi::EntryFn>(ffi::ENTRY_SYMBOL) }
+            .map_err(|_| PluginError::NoEntry { file: file.clone() })?;
+        // SAFETY: the entry point takes no arguments and returns a pointer to static data.
+        let descriptor = unsafe { entry() };
+        if descriptor.is_null() {
+            return Err(invalid(&file, "timbre_plugin_entry returned NULL"));
+        }
+        // SAFETY: non-null. Only the three leading u32 fields are read until the size is checked;
+        // every ABI version keeps them at the start.
+        let (abi_major, abi_minor, struct_size) = unsafe {
+            (
+                std::ptr::addr_of!((*descriptor).abi_major).read(),
+                std::ptr::addr_of!((*descriptor).abi_minor).read(),
+                std::ptr::addr_of!((*descriptor).struct_size).read(),
+            )
+        };
+        let found = (abi_major, abi_minor);
+        let expected = (ffi::ABI_MAJOR, ffi::ABI_MINOR);
+        if abi_major != ffi::ABI_MAJOR || abi_minor > ffi::ABI_MINOR {
+            // The name field's position is only known for our major; do not read it otherwise.
+            let plugin = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            return Err(PluginError::IncompatibleAbi { plugin, file, found, expected });
+        }
+        let needed = std::mem::size_of::<PluginDescriptor>() as u32;
+        if struct_size < needed {
+            return Err(PluginError::DescriptorTooSmall { file, found: struct_size, needed, abi: expected });
+        }
+        // SAFETY: the version and size checks above guarantee a complete v1 descriptor.
+        let d = unsafe { &*descriptor };
+        let kind = match d.kind {
+            ffi::KIND_FEATURE => PluginKind::Feature,
+            ffi::KIND_CLASSIFIER => PluginKind::Classifier,
+            other => return Err(invalid(&file, &format!("unknown plugin kind {other}"))),
+        };
+        if d.create.is_none()
+            || d.instance_info.is_none()
+            || d.process.is_none()
+            || d.free_output.is_none()
+            || d.last_error.is_none()
+            || d.destroy.is_none()
+        {
+            return Err(invalid(&file, "a required function pointer is NULL"));
+        }
+        // SAFETY: the ABI says these are NUL-terminated static strings or NULL.
+        let name = unsafe { static_str(d.name) }.ok_or_else(|| invalid(&file, "name is missing or not UTF-8"))?;
+        // SAFETY: as above.
+        let version =
+            unsafe { static_str(d.version) }.ok_or_else(|| invalid(&file, "version is missing or not UTF-8"))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(invalid(
+                &file,
+                &format!("name {name:?} must be non-empty ASCII letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        // SAFETY: as above.
+        let metadata = match unsafe { static_str(d.metadata_json) } {
+            None => serde_json::Value::Null,
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| invalid(&file, &format!("metadata_json is not JSON: {e}")))?
+            }
+        };
+        Ok(PluginLibrary { name, version, kind, abi: found, file, metadata, descriptor, _library: library })
+    }
+
+    pub(super) fn descriptor(&self) -> &PluginDescriptor {
+        // SAFETY: validated in `open`; the library that holds it lives as long as `self`.
+        unsafe { &*self.descriptor }
+    }
+
+    /// The plugin's last error message on this thread.
+    pub(super) fn last_error(&self) -> String {
+        let last_error = self.descriptor().last_error.expect("checked in open");
+        // SAFETY: required non-null by `open`; returns a NUL-terminated string owned by the plugin.
+        let message = unsafe { static_str(last_error()) };
+        message.filter(|m| !m.is_empty()).unwrap_or_else(|| "no error message given".to_string())
+    }
+}
+
+fn invalid(file: &Path, reason: &str) -> PluginError {
+    PluginError::InvalidDescriptor { file: file.to_path_buf(), reason: reason.to_string() }
+}
+
+/// Copy a C string into a `String`.
+///
+/// # Safety
+/// `ptr` must be NULL or point to a NUL-terminated string that stays valid during the call.
+pub(super) unsafe fn static_str(ptr: *const c_char) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { CStr::from_ptr(ptr) }.to_str().ok().map(str::to_owned)
+}

@@ -1,0 +1,65 @@
+//! The offline commands as a user runs them.
+
+use crate::util::{gtzan_pool, read_npy, run, sample, text, timbred};
+
+#[test]
+fn help_explains_every_command() {
+    let output = run(timbred().arg("--help"));
+    assert!(output.status.success());
+    let help = text(&output.stdout);
+    for command in ["features", "analyze", "plugins", "TIMBRE_PLUGIN_PATH"] {
+        assert!(help.contains(command), "--help does not mention {command}");
+    }
+}
+
+#[test]
+fn analyze_cuts_the_sample_into_segments() {
+    // The sample is 4 s: one 3 s segment (the 1 s tail is under half a segment), or four 1 s ones.
+    for (seconds, expected) in [("3", 1), ("1", 4), ("0.75", 5)] {
+        let output = run(timbred().args(["analyze", "--json", "--segment-seconds", seconds]).arg(sample()));
+        assert!(output.status.success());
+        let analysis: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(analysis["segments"], expected, "segments of {seconds} s");
+        assert!((analysis["duration_s"].as_f64().expect("duration") - 4.0).abs() < 1e-6);
+        assert_eq!(analysis["sample_rate"], 22050);
+    }
+}
+
+#[test]
+fn plugin_parameters_are_configurable_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(timbred()
+        .args(["features", "--set", "n_mels=40", "--set", "hop_length=256", "--out"])
+        .arg(dir.path())
+        .arg(sample()));
+    assert!(output.status.success());
+    let (_, shape) = read_npy(&dir.path().join("sample.npy"));
+    assert_eq!(shape, vec![40, 1 + 4 * 22050 / 256]);
+
+    let output = run(timbred().args(["features", "--set", "n_mels=0", "--out"]).arg(dir.path()).arg(sample()));
+    assert_eq!(output.status.code(), Some(2), "a bad configuration is fatal before any file is read");
+    assert!(text(&output.stderr).contains("n_mels 0 is outside"), "names the parameter");
+}
+
+#[test]
+fn features_of_many_real_clips_are_written_in_parallel() {
+    let Some(pool) = gtzan_pool() else { return };
+    let files: Vec<_> = ["blues", "classical", "metal", "pop"]
+        .iter()
+        .flat_map(|genre| {
+            let mut clips: Vec<_> =
+                std::fs::read_dir(pool.join(genre)).expect("genre dir").map(|e| e.expect("entry").path()).collect();
+            clips.sort();
+            clips.into_iter().take(3)
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(timbred().args(["features", "--jobs", "2", "--out"]).arg(dir.path()).args(&files));
+    assert!(output.status.success());
+    for file in &files {
+        let stem = file.file_stem().expect("stem").to_string_lossy();
+        let (data, shape) = read_npy(&dir.path().join(format!("{stem}.npy")));
+        assert_eq!(shape[0], 128, "{stem}");
+        assert!(data.iter().all(|v| v.is_finite()), "{stem}");
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `timbred` binary and real plugin libraries.
+//! One test binary (ripgrep's layout), declared in daemon/Cargo.toml as `e2e`.
+
+mod util;
+
+mod cli;
+mod decode;
+mod plugins;

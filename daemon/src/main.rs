@@ -106,12 +106,20 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
-    let default = match verbose {
+    let level = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TIMBRE_LOG").unwrap_or_else(|_| default.into());
+    // symphonia logs its own view of a bad file at error level; timbre's error already names
+    // the file and the cause, so its crates are quiet unless asked for with -vv or TIMBRE_LOG.
+    let quiet = if verbose >= 2 {
+        ""
+    } else {
+        ",symphonia_core=off,symphonia_bundle_mp3=off,symphonia_bundle_flac=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_codec_aac=off,symphonia_codec_vorbis=off,symphonia_codec_alac=off,symphonia_codec_pcm=off"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TIMBRE_LOG").unwrap_or_else(|_| format!("{level}{quiet}").into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

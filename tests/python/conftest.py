@@ -127,9 +127,9 @@ class FeaturesRun:
 def run_features(timbred):
     """run_features(files, out_dir) -> FeaturesRun for `timbred features --plugin mel`."""
 
-    def run(files, out_dir: Path, timeout: float = 900.0) -> FeaturesRun:
+    def run(files, out_dir: Path, timeout: float = 900.0, extra_args=()) -> FeaturesRun:
         out_dir.mkdir(parents=True, exist_ok=True)
-        argv = [str(timbred), "features", "--plugin", "mel", *map(str, files), "--out", str(out_dir)]
+        argv = [str(timbred), "features", "--plugin", "mel", *extra_args, *map(str, files), "--out", str(out_dir)]
         try:
             proc = subprocess.run(
                 argv,

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Peak resident memory of `timbred analyze` on a 1-minute and a 1-hour file.
+
+Analysis streams a track in segments, so memory must stay flat: the ratio of the
+two peaks should be close to 1, not 60. The files are generated (a tone over noise,
+22050 Hz mono 16-bit WAV, written in chunks) in a temporary directory.
+"""
+import argparse
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE = 22050
+
+
+def write_wav(path, minutes):
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", samplerate=RATE, channels=1, subtype="PCM_16") as f:
+        for second in range(int(minutes * 60)):
+            t = (np.arange(RATE) + second * RATE) / RATE
+            f.write((0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(RATE)).astype(np.float32))
+
+
+def peak_rss_mib(command):
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{command} failed: {process.stderr.read().decode()}")
+    return usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--timbred", required=True)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        peaks = {}
+        for minutes in (1, 60):
+            path = Path(tmp) / f"{minutes}min.wav"
+            write_wav(path, minutes)
+            peaks[minutes] = peak_rss_mib([args.timbred, "analyze", "--jobs", "1", str(path)])
+            path.unlink()
+    print(f"peak RSS of timbred analyze: 1 min {peaks[1]:.1f} MiB, 60 min {peaks[60]:.1f} MiB "
+          f"-> ratio {peaks[60] / peaks[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

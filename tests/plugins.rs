@@ -82,7 +82,7 @@ fn a_plugin_built_for_another_abi_major_is_refused_naming_file_and_versions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = compile_c_plugin("rms.c", dir.path(), "timbre_plugin_future", &["RMS_ABI_MAJOR=2"]);
     let mut registry = PluginRegistry::default();
-    let error = registry.load(&file).err().expect("ABI 2 must be refused");
+    let error = registry.load(&file).expect_err("ABI 2 must be refused");
     assert!(matches!(error, PluginError::IncompatibleAbi { found: (2, 0), expected: (1, 0), .. }), "{error:?}");
     let message = error.to_string();
     assert!(

@@ -6,3 +6,4 @@ mod util;
 mod cli;
 mod decode;
 mod plugins;
+mod serve;

@@ -5,6 +5,8 @@
 //! [`pipeline`] (decode → resample → segment → features, via plugins from
 //! [`plugin_host`]) and out through [`offline`] commands.
 
+pub mod engine;
+pub mod grpc;
 pub mod npy;
 pub mod offline;
 pub mod pipeline;

@@ -79,6 +79,17 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the daemon: serve the timbre.v1 gRPC API, grpc.health.v1 and reflection.
+    ///
+    /// Stops on SIGINT or SIGTERM after finishing the calls in flight.
+    Serve {
+        /// Address to listen on. Loopback by default: expose it to a network deliberately.
+        #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// On shutdown, how long in-flight calls may take before the daemon exits anyway.
+        #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+        shutdown_grace: f64,
+    },
     /// List the plugins found on the search path, and why any library was refused.
     Plugins {
         /// Print JSON instead of text.
@@ -171,6 +182,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             })?;
             Ok(failed == 0)
         }
+        Command::Serve { listen, shutdown_grace } => {
+            anyhow::ensure!(shutdown_grace >= 0.0, "--shutdown-grace must not be negative");
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(serve(cli.plugin_path, listen, std::time::Duration::from_secs_f64(shutdown_grace)))?;
+            // Connections still open after the grace period must not hold the process.
+            runtime.shutdown_background();
+            Ok(true)
+        }
         Command::Plugins { json } => {
             let listing = plugins::list(&registry, &path);
             if json {
@@ -181,6 +200,53 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+async fn serve(
+    plugin_paths: Vec<PathBuf>,
+    listen: std::net::SocketAddr,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let engine = std::sync::Arc::new(timbre_daemon::engine::Engine::start(&plugin_paths));
+    let listener = timbre_daemon::grpc::bind(listen).await?;
+    let local = listener.local_addr()?;
+    let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+    // Tests and supervisors read this line to learn the port when --listen ends in :0.
+    eprintln!("timbred: serving timbre.v1 on {local} (plugins: {plugins})");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(timbre_daemon::grpc::serve(engine, listener, async {
+        let _ = stopped.await;
+    }));
+    tokio::select! {
+        // Before a signal, the server only returns on a transport error.
+        joined = &mut server => return Ok(joined??),
+        _ = shutdown_signal() => {}
+    }
+    eprintln!("timbred: shutting down; in-flight calls have {} s to finish", grace.as_secs_f64());
+    let _ = stop.send(());
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined??,
+        Err(_) => eprintln!("timbred: calls still open after {} s; exiting anyway", grace.as_secs_f64()),
+    }
+    eprintln!("timbred: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
 }
 
 /// `KEY=VALUE` pairs into a JSON object; values are JSON when they parse, text otherwise.
@@ -222,7 +288,15 @@ fn print_plugins(listing: &plugins::PluginListing) {
         println!("no plugins found");
     }
     for p in &listing.plugins {
-        println!("{:<12} {:<10} {:<8} abi {}  {}", p.name, p.kind, p.version, p.abi, p.file);
+        println!(
+            "{:<12} {:<10} {:<8} abi {}.{}  {}",
+            p.name,
+            p.kind.to_string(),
+            p.version,
+            p.abi_major,
+            p.abi_minor,
+            p.file
+        );
     }
     for r in &listing.refused {
         println!("refused      {}: {}", r.file, r.reason);

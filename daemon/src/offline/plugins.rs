@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::plugin_host::{PluginRegistry, SearchPath};
+use crate::plugin_host::{PluginKind, PluginRegistry, SearchPath};
 
 #[derive(Debug, Serialize)]
 pub struct PluginListing {
@@ -14,9 +14,10 @@ pub struct PluginListing {
 #[derive(Debug, Serialize)]
 pub struct PluginEntry {
     pub name: String,
-    pub kind: String,
+    pub kind: PluginKind,
     pub version: String,
-    pub abi: String,
+    pub abi_major: u32,
+    pub abi_minor: u32,
     pub file: String,
     pub metadata: serde_json::Value,
 }
@@ -35,9 +36,10 @@ pub fn list(registry: &PluginRegistry, path: &SearchPath) -> PluginListing {
             .iter()
             .map(|p| PluginEntry {
                 name: p.name.clone(),
-                kind: p.kind.to_string(),
+                kind: p.kind,
                 version: p.version.clone(),
-                abi: format!("{}.{}", p.abi.0, p.abi.1),
+                abi_major: p.abi.0,
+                abi_minor: p.abi.1,
                 file: p.file.display().to_string(),
                 metadata: p.metadata.clone(),
             })

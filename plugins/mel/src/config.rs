@@ -95,18 +95,27 @@ impl MelConfig {
         if self.n_mels == 0 || self.n_mels > 1024 {
             return Err(format!("n_mels {} is outside 1..=1024", self.n_mels));
         }
-        if !(self.power > 0.0) {
+        if !positive(self.power) {
             return Err(format!("power {} must be positive", self.power));
         }
-        if !(self.fmin >= 0.0 && self.fmin < self.fmax() && self.fmax() <= self.sample_rate as f64 / 2.0) {
+        if !(self.fmin.is_finite()
+            && self.fmin >= 0.0
+            && self.fmin < self.fmax()
+            && self.fmax() <= self.sample_rate as f64 / 2.0)
+        {
             return Err(format!("need 0 <= fmin < fmax <= sample_rate/2, got fmin {} fmax {}", self.fmin, self.fmax()));
         }
-        if !(self.amin > 0.0) || !(self.reference > 0.0) {
+        if !positive(self.amin) || !positive(self.reference) {
             return Err("amin and ref must be positive".to_string());
         }
-        if matches!(self.top_db, Some(t) if !(t >= 0.0)) {
+        if matches!(self.top_db, Some(t) if !t.is_finite() || t < 0.0) {
             return Err("top_db must be non-negative".to_string());
         }
         Ok(())
     }
+}
+
+/// Finite and above zero (so NaN and infinity are refused too).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
 }

@@ -62,6 +62,6 @@ fn bad_configuration_and_input_are_refused_with_a_reason() {
     let error = MelPlugin::create(&serde_json::json!({"n_mel": 64})).err().expect("unknown key must be refused");
     assert!(error.message.contains("n_mel"), "{error}");
     let mut plugin = MelPlugin::create(&serde_json::json!({})).expect("defaults");
-    let error = plugin.process(TensorView { data: &[0.0, f32::NAN], shape: &[1, 2] }).err().expect("NaN input");
+    let error = plugin.process(TensorView { data: &[0.0, f32::NAN], shape: &[1, 2] }).expect_err("NaN input");
     assert!(error.message.contains("not finite"), "{error}");
 }

@@ -1,0 +1,123 @@
+//! `timbred serve` as a process: health, reflection, ListPlugins, clean shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use timbre_proto::v1 as pb;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+use crate::util::{run, target_dir, text, timbred};
+
+/// A running daemon on a free loopback port, killed when dropped.
+struct Daemon {
+    child: Child,
+    addr: String,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Daemon {
+        let mut child = timbred()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("timbred starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("timbred printed its address before exiting").expect("utf-8");
+            if let Some(rest) = line.strip_prefix("timbred: serving timbre.v1 on ") {
+                break format!("http://{}", rest.split_whitespace().next().expect("address"));
+            }
+        };
+        // Keep draining stderr so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Daemon { child, addr }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(sent.success());
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn timbre_cli() -> Command {
+    let binary = target_dir().join("timbre");
+    assert!(binary.is_file(), "{} is missing: run `cargo build --workspace` first", binary.display());
+    Command::new(binary)
+}
+
+#[test]
+fn the_daemon_serves_health_plugins_and_reflection_and_stops_on_sigterm() {
+    let daemon = Daemon::start();
+
+    let health = run(timbre_cli().args(["--addr", &daemon.addr, "health"]));
+    assert!(health.status.success());
+    assert!(text(&health.stdout).contains("SERVING"));
+
+    let plugins = run(timbre_cli().args(["--addr", &daemon.addr, "--json", "plugins"]));
+    assert!(plugins.status.success());
+    let listing: serde_json::Value = serde_json::from_slice(&plugins.stdout).expect("JSON");
+    let mel = listing["plugins"].as_array().expect("plugins").iter().find(|p| p["name"] == "mel").cloned();
+    assert_eq!(mel.expect("mel is served")["kind"], "PLUGIN_KIND_FEATURE");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        // Reflection lists the services, so generic tools (grpcurl, IDEs) can call them.
+        let channel =
+            tonic::transport::Channel::from_shared(daemon.addr.clone()).expect("uri").connect().await.expect("connect");
+        let mut reflection = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses =
+            reflection.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
+        let response = responses.message().await.expect("stream").expect("one response");
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("unexpected {response:?}")
+        };
+        let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"timbre.v1.Timbre") && names.contains(&"grpc.health.v1.Health"), "{names:?}");
+
+        // An RPC whose engine side is not built yet says so, rather than answering wrongly.
+        let mut client = pb::timbre_client::TimbreClient::connect(daemon.addr.clone()).await.expect("connect");
+        let status = client.classify(pb::ClassifyRequest::default()).await.expect_err("not served yet");
+        assert_eq!(status.code(), tonic::Code::Unimplemented);
+        assert!(status.message().contains("not served by this timbred yet"), "{}", status.message());
+    });
+    drop(runtime);
+
+    assert!(daemon.stop().success(), "SIGTERM is a clean shutdown");
+}
+
+#[test]
+fn a_client_that_never_hangs_up_does_not_keep_the_daemon_from_stopping() {
+    let daemon = Daemon::start_with(&["--shutdown-grace", "1"]);
+    let addr = daemon.addr.trim_start_matches("http://").to_string();
+    let _idle = std::net::TcpStream::connect(&addr).expect("connect");
+    let status = daemon.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_client_names_the_address_it_cannot_reach() {
+    let output = run(timbre_cli().args(["--addr", "http://127.0.0.1:9", "health"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("cannot reach timbred at http://127.0.0.1:9"));
+}

@@ -1,6 +1,8 @@
 //! The offline commands as a user runs them.
 
-use crate::util::{gtzan_pool, read_npy, run, sample, text, timbred};
+use timbre_daemon::plugin_host::{PluginKind, PluginRegistry};
+
+use crate::util::{built_plugin, gtzan_pool, read_npy, run, sample, text, timbred};
 
 #[test]
 fn help_explains_every_command() {
@@ -39,6 +41,24 @@ fn plugin_parameters_are_configurable_from_the_command_line() {
     let output = run(timbred().args(["features", "--set", "n_mels=0", "--out"]).arg(dir.path()).arg(sample()));
     assert_eq!(output.status.code(), Some(2), "a bad configuration is fatal before any file is read");
     assert!(text(&output.stderr).contains("n_mels 0 is outside"), "names the parameter");
+}
+
+#[test]
+fn segmented_features_are_the_segments_analysis_sees() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(timbred().args(["features", "--segment-seconds", "1", "--out"]).arg(dir.path()).arg(sample()));
+    assert!(output.status.success());
+    let (segmented, shape) = read_npy(&dir.path().join("sample.npy"));
+    assert_eq!(shape, vec![4, 128, 44], "four 1 s segments of 22050 samples");
+
+    // Segment 1 is samples 22050..44100 of the file, transformed on its own.
+    let (signal, _) = timbre_daemon::pipeline::decode_whole(&sample(), 22050, 60.0).expect("decode");
+    let mut registry = PluginRegistry::default();
+    registry.load(&built_plugin("timbre_plugin_mel")).expect("mel");
+    let mut mel = registry.instantiate(PluginKind::Feature, "mel", &serde_json::json!({})).expect("instance");
+    let expected = mel.process(&signal[22050..44100], &[1, 22050]).expect("process").values.data;
+    let per_segment = 128 * 44;
+    assert_eq!(&segmented[per_segment..2 * per_segment], &expected[..]);
 }
 
 #[test]

@@ -36,6 +36,8 @@ struct Cli {
 enum Command {
     /// Write the features of each FILE to OUT/<stem>.npy (float32, [n_mels, frames]).
     ///
+    /// With --segment-seconds, [segments, n_mels, frames] instead: the 3 s inputs of the models.
+    ///
     /// The whole file is one signal, exactly as librosa would see it. Files are processed
     /// in parallel; a file that fails is reported and skipped, and the exit code is 1.
     Features {
@@ -54,6 +56,10 @@ enum Command {
         /// Refuse files longer than this many seconds (whole-file features are held in memory).
         #[arg(long, default_value_t = 3600.0)]
         max_duration: f64,
+        /// Cut each file into segments of this many seconds, as analysis does, and write
+        /// [segments, n_mels, frames] (the input models are trained on).
+        #[arg(long, value_name = "SECONDS")]
+        segment_seconds: Option<f64>,
         /// Audio files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -140,7 +146,10 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     let registry = PluginRegistry::discover(&path);
     let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match cli.command {
-        Command::Features { plugin, params, out, jobs, max_duration, files } => {
+        Command::Features { plugin, params, out, jobs, max_duration, segment_seconds, files } => {
+            if let Some(seconds) = segment_seconds {
+                anyhow::ensure!(seconds > 0.0 && seconds <= 600.0, "--segment-seconds must be in (0, 600]");
+            }
             fs_err::create_dir_all(&out)?;
             let request = features::FeaturesRequest {
                 plugin,
@@ -149,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 out_dir: out,
                 jobs: jobs.unwrap_or(all_cores),
                 max_seconds: max_duration,
+                segments: segment_seconds.map(|seconds| SegmentOptions { seconds, ..SegmentOptions::default() }),
             };
             let (mut written, mut failed) = (0usize, 0usize);
             features::run(&registry, &request, |file, outcome| match outcome {

@@ -1,9 +1,13 @@
-//! `timbred features`: one `<stem>.npy` of whole-file features per input.
+//! `timbred features`: one `<stem>.npy` per input: whole-file features `[n_features, frames]`,
+//! or, with segments, `[segments, n_features, frames]` cut exactly as analysis cuts them
+//! (so models train on the same numbers they are served).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::{decode_whole, FeatureExtractor, PipelineError};
+use crate::pipeline::{
+    decode_whole, DecodeError, DecodeErrorKind, FeatureExtractor, PipelineError, SegmentOptions, SegmentStream,
+};
 use crate::plugin_host::{PluginError, PluginRegistry};
 
 #[derive(Debug, Clone)]
@@ -15,12 +19,14 @@ pub struct FeaturesRequest {
     pub jobs: usize,
     /// Files longer than this are refused: whole-file features hold the signal in memory.
     pub max_seconds: f64,
+    /// Cut into segments instead of treating the file as one signal.
+    pub segments: Option<SegmentOptions>,
 }
 
 /// The result for one input file.
 #[derive(Debug)]
 pub enum FeaturesOutcome {
-    Written { output: PathBuf, shape: [usize; 2] },
+    Written { output: PathBuf, shape: Vec<usize> },
     Failed(String),
 }
 
@@ -40,7 +46,7 @@ pub fn run(
         || FeatureExtractor::new(registry, &request.plugin, &request.config),
         |extractor, file| match &outputs[file] {
             Err(message) => FeaturesOutcome::Failed(message.clone()),
-            Ok(output) => match extract_file(extractor, file, output, request.max_seconds) {
+            Ok(output) => match extract_file(extractor, file, output, request) {
                 Ok(shape) => FeaturesOutcome::Written { output: output.clone(), shape },
                 Err(error) => FeaturesOutcome::Failed(error.to_string()),
             },
@@ -53,15 +59,34 @@ fn extract_file(
     extractor: &mut FeatureExtractor,
     file: &Path,
     output: &Path,
-    max_seconds: f64,
-) -> Result<[usize; 2], PipelineError> {
-    let (signal, _) = decode_whole(file, extractor.sample_rate(), max_seconds)?;
-    let batch = extractor
-        .extract(&signal, 1, signal.len())
-        .map_err(|source| PipelineError::Plugin { path: file.to_path_buf(), source })?;
-    crate::npy::write_f32(output, &batch.data, &[batch.n_features, batch.frames])
+    request: &FeaturesRequest,
+) -> Result<Vec<usize>, PipelineError> {
+    let plugin_error = |source| PipelineError::Plugin { path: file.to_path_buf(), source };
+    let (data, shape) = match request.segments {
+        None => {
+            let (signal, _) = decode_whole(file, extractor.sample_rate(), request.max_seconds)?;
+            let batch = extractor.extract(&signal, 1, signal.len()).map_err(plugin_error)?;
+            (batch.data, vec![batch.n_features, batch.frames])
+        }
+        Some(options) => {
+            let mut stream = SegmentStream::open(file, extractor.sample_rate(), options)?;
+            let samples = stream.segment_len();
+            let (mut data, mut shape) = (Vec::new(), vec![0, 0, 0]);
+            while let Some(segment) = stream.next_segment()? {
+                if stream.decoded_seconds() > request.max_seconds {
+                    let kind = DecodeErrorKind::TooLong { limit_s: request.max_seconds };
+                    return Err(DecodeError { path: file.to_path_buf(), kind }.into());
+                }
+                let batch = extractor.extract(&segment.samples, 1, samples).map_err(plugin_error)?;
+                shape = vec![shape[0] + 1, batch.n_features, batch.frames];
+                data.extend_from_slice(&batch.data);
+            }
+            (data, shape)
+        }
+    };
+    crate::npy::write_f32(output, &data, &shape)
         .map_err(|e| PipelineError::Features { path: output.to_path_buf(), reason: format!("cannot write: {e}") })?;
-    Ok([batch.n_features, batch.frames])
+    Ok(shape)
 }
 
 /// `<out_dir>/<stem>.npy` per input; a second input with the same stem is an error rather

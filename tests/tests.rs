@@ -5,5 +5,6 @@ mod util;
 
 mod cli;
 mod decode;
+mod models;
 mod plugins;
 mod serve;

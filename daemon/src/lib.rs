@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod grpc;
+pub mod models;
 pub mod npy;
 pub mod offline;
 pub mod pipeline;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use timbre_daemon::offline::{analyze, features, plugins};
+use timbre_daemon::models::{ModelCatalog, ModelOptions};
+use timbre_daemon::offline::{analyze, eval, features, plugins, train};
 use timbre_daemon::pipeline::SegmentOptions;
 use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
 
@@ -23,6 +24,23 @@ struct Cli {
     /// Also look for plugins in this file or directory (repeatable).
     #[arg(long, global = true, value_name = "PATH")]
     plugin_path: Vec<PathBuf>,
+
+    /// Also look for model folders (model.toml + model file) in this directory (repeatable).
+    /// Searched after TIMBRE_MODEL_PATH and before the shipped plugins/models.
+    #[arg(long, global = true, value_name = "DIR")]
+    model_path: Vec<PathBuf>,
+
+    /// Use only these models (comma-separated names) [default: every model found].
+    #[arg(long, global = true, value_delimiter = ',', value_name = "NAMES")]
+    models: Vec<String>,
+
+    /// libonnxruntime.so for ONNX models [default: ORT_DYLIB_PATH, then .onnxruntime/ from scripts/onnxruntime].
+    #[arg(long, global = true, value_name = "FILE")]
+    onnxruntime: Option<PathBuf>,
+
+    /// Where ONNX models run: auto (CUDA when its provider loads, else CPU), cpu or cuda.
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
+    execution_provider: String,
 
     /// Log more (-v: info, -vv: debug). TIMBRE_LOG=<filter> overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -64,11 +82,18 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Decode, segment and featurise each FILE; print duration, format, segments and a feature summary.
+    /// Analyse each FILE: duration, format, segments, a feature summary, and every model's
+    /// genre predictions (segment probabilities averaged over the track).
     Analyze {
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
+        /// Labels shown per model (0: all).
+        #[arg(long, default_value_t = 3)]
+        top_k: usize,
+        /// Also show each segment's predictions.
+        #[arg(long)]
+        segments: bool,
         /// Feature plugin to use.
         #[arg(long, default_value = "mel")]
         plugin: String,
@@ -84,6 +109,44 @@ enum Command {
         /// Audio files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Evaluate every model, and their ensemble, on a labelled folder DIR/<label>/<file>:
+    /// track- and segment-level accuracy, per-class precision / recall / F1, confusion matrix.
+    Eval {
+        /// The labelled folder; each sub-folder name is the label of the files in it.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Only the files a split file (PATH<TAB>SPLIT per line, paths relative to DIR) puts in --subset.
+        #[arg(long, value_name = "FILE")]
+        split: Option<PathBuf>,
+        /// The split to evaluate with --split.
+        #[arg(long, default_value = "test")]
+        subset: String,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Worker threads [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+    /// Train a model in Rust. Only pca-knn trains here; the neural models train in training/.
+    Train {
+        #[command(subcommand)]
+        model: TrainModel,
+    },
+    /// Split a labelled folder DIR/<label>/<file> into train / val / test, by file and
+    /// stratified by label; prints PATH<TAB>SPLIT lines (paths relative to DIR).
+    Split {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Fraction of each label's files held out for testing.
+        #[arg(long, default_value_t = 0.15)]
+        test: f64,
+        /// Fraction of each label's files for validation (model selection, early stopping).
+        #[arg(long, default_value_t = 0.15)]
+        validation: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Run the daemon: serve the timbre.v1 gRPC API, grpc.health.v1 and reflection.
     ///
@@ -104,9 +167,44 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TrainModel {
+    /// Standardise -> PCA -> kNN on 3 s log-mel segments (report 000), labels from sub-folder names.
+    PcaKnn {
+        /// Labelled folder DIR/<label>/<file>.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Model folder to write (model.knn + model.toml).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Train on the files a split file (from `timbred split`) puts in train and val, never test.
+        #[arg(long, value_name = "FILE")]
+        split: Option<PathBuf>,
+        /// Neighbours that vote.
+        #[arg(long, default_value_t = 9)]
+        k: usize,
+        /// Weight votes by inverse distance.
+        #[arg(long)]
+        weighted: bool,
+        /// Principal components [default: chosen on a validation split of the training tracks].
+        #[arg(long)]
+        components: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Version written to model.toml.
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        /// Worker threads for feature extraction [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // A daemon's log says what it loaded (models, execution provider); commands stay quiet.
+    let daemon = matches!(cli.command, Command::Serve { .. });
+    init_logging(cli.verbose + u8::from(daemon));
     match run(cli) {
         Ok(all_ok) => {
             if all_ok {
@@ -143,6 +241,13 @@ fn init_logging(verbose: u8) {
 /// Returns whether every input succeeded.
 fn run(cli: Cli) -> anyhow::Result<bool> {
     let path = SearchPath::standard(&cli.plugin_path);
+    let model_options = ModelOptions {
+        paths: cli.model_path.clone(),
+        onnxruntime: cli.onnxruntime.clone(),
+        execution_provider: cli.execution_provider.clone(),
+        intra_threads: 1,
+        only: cli.models.clone(),
+    };
     let registry = PluginRegistry::discover(&path);
     let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match cli.command {
@@ -174,7 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             eprintln!("{written} written, {failed} failed");
             Ok(failed == 0)
         }
-        Command::Analyze { json, plugin, params, segment_seconds, jobs, files } => {
+        Command::Analyze { json, top_k, segments, plugin, params, segment_seconds, jobs, files } => {
             anyhow::ensure!(segment_seconds > 0.0 && segment_seconds <= 600.0, "--segment-seconds must be in (0, 600]");
             let request = analyze::AnalyzeRequest {
                 plugin,
@@ -183,14 +288,80 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 segments: SegmentOptions { seconds: segment_seconds, ..SegmentOptions::default() },
                 jobs: jobs.unwrap_or(all_cores),
             };
+            let catalog = model_catalog(&registry, &model_options);
             let mut failed = 0usize;
-            analyze::run(&registry, &request, |file, result| {
+            analyze::run(&registry, &catalog, &request, |file, result| {
                 if result.is_err() {
                     failed += 1;
                 }
-                print_analysis(file, result, json);
+                print_analysis(file, result, json, top_k, segments);
             })?;
             Ok(failed == 0)
+        }
+        Command::Eval { data, split, subset, json, jobs } => {
+            let catalog = model_catalog(&registry, &model_options);
+            let request = eval::EvalRequest {
+                data_dir: data,
+                split: split.map(|s| (s, subset)),
+                jobs: jobs.unwrap_or(all_cores),
+            };
+            let mut last = std::time::Instant::now();
+            let report = eval::run(&registry, &catalog, &request, |done, total| {
+                if done == total || last.elapsed().as_secs_f64() > 2.0 {
+                    eprintln!("eval: {done}/{total} files");
+                    last = std::time::Instant::now();
+                }
+            })?;
+            for (file, reason) in &report.failed {
+                eprintln!("error: {}: {reason}", file.display());
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_eval(&report);
+            }
+            Ok(report.failed.is_empty())
+        }
+        Command::Train {
+            model: TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs },
+        } => {
+            let options = timbre_plugin_pca_knn::TrainOptions { k, weighted, components, seed, ..Default::default() };
+            let request = train::TrainRequest {
+                data_dir: data,
+                out_dir: out.clone(),
+                split,
+                options,
+                jobs: jobs.unwrap_or(all_cores),
+                version,
+            };
+            let mut read = 0usize;
+            let report = train::train_pca_knn(&registry, &request, |_, error| match error {
+                Some(error) => eprintln!("error: {error}"),
+                None => {
+                    read += 1;
+                    if read.is_multiple_of(50) {
+                        eprintln!("train: features of {read} files");
+                    }
+                }
+            })?;
+            println!("{report}");
+            println!("wrote {}", out.display());
+            Ok(true)
+        }
+        Command::Split { data, test, validation, seed } => {
+            anyhow::ensure!(
+                test >= 0.0 && validation >= 0.0 && test + validation < 1.0,
+                "--test and --validation must leave files to train on"
+            );
+            let lines = timbre_daemon::offline::split::split(
+                &data,
+                timbre_daemon::offline::split::SplitOptions { validation, test, seed },
+            )?;
+            println!("# timbred split --data {} --test {test} --validation {validation} --seed {seed}", data.display());
+            for (file, which) in lines {
+                println!("{file}\t{which}");
+            }
+            Ok(true)
         }
         Command::Serve { listen, shutdown_grace } => {
             anyhow::ensure!(shutdown_grace >= 0.0, "--shutdown-grace must not be negative");
@@ -202,10 +373,34 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Plugins { json } => {
             let listing = plugins::list(&registry, &path);
+            let catalog = ModelCatalog::discover(&registry, &model_options);
             if json {
-                println!("{}", serde_json::to_string_pretty(&listing)?);
+                let mut value = serde_json::to_value(&listing)?;
+                value["models"] = catalog
+                    .models
+                    .iter()
+                    .map(|m| serde_json::json!({ "name": m.name(), "plugin": m.folder.plugin(), "dir": m.folder.dir, "info": m.info }))
+                    .collect();
+                value["refused_models"] = catalog
+                    .refused
+                    .iter()
+                    .map(|(dir, reason)| serde_json::json!({ "dir": dir, "reason": reason }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print_plugins(&listing);
+                for m in &catalog.models {
+                    println!(
+                        "model {:<10} {:<8} {}  ({})",
+                        m.name(),
+                        m.folder.plugin(),
+                        m.folder.dir.display(),
+                        m.info["execution_provider"].as_str().unwrap_or("-")
+                    );
+                }
+                for (dir, reason) in &catalog.refused {
+                    println!("refused model {}: {reason}", dir.display());
+                }
             }
             Ok(true)
         }
@@ -270,13 +465,24 @@ fn plugin_config(params: &[String]) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::Value::Object(config))
 }
 
+/// Discover the models, saying on stderr which folders were refused and why.
+fn model_catalog(registry: &PluginRegistry, options: &ModelOptions) -> ModelCatalog {
+    let catalog = ModelCatalog::discover(registry, options);
+    for (dir, reason) in &catalog.refused {
+        eprintln!("warning: model {} not loaded: {reason}", dir.display());
+    }
+    catalog
+}
+
 fn print_analysis(
     file: &std::path::Path,
     result: Result<analyze::Analysis, timbre_daemon::pipeline::PipelineError>,
     json: bool,
+    top_k: usize,
+    segments: bool,
 ) {
     match (result, json) {
-        (Ok(analysis), true) => println!("{}", serde_json::to_string(&analysis).unwrap_or_default()),
+        (Ok(analysis), true) => println!("{}", analyze::to_json(&analysis, top_k, segments)),
         (Err(error), true) => println!("{}", serde_json::json!({ "path": file, "error": error.to_string() })),
         (Ok(a), false) => {
             let f = &a.features;
@@ -287,6 +493,16 @@ fn print_analysis(
                 "  features   {} at {} Hz, {} x {} per segment; mean {:.1}, std {:.1}, range [{:.1}, {:.1}]",
                 f.plugin, f.sample_rate, f.shape[0], f.shape[1], f.mean, f.std, f.min, f.max
             );
+            for prediction in &a.predictions {
+                let labels = analyze::top_labels(&prediction.labels, &prediction.probabilities, top_k);
+                println!("  {:<10} {}", prediction.model, label_text(&labels));
+                if segments {
+                    for (i, probabilities) in prediction.segments.iter().enumerate() {
+                        let best = analyze::top_labels(&prediction.labels, probabilities, 1);
+                        println!("    {:>7.1} s  {}", i as f64 * prediction.segment_seconds, label_text(&best));
+                    }
+                }
+            }
         }
         (Err(error), false) => eprintln!("error: {error}"),
     }
@@ -310,5 +526,43 @@ fn print_plugins(listing: &plugins::PluginListing) {
     }
     for r in &listing.refused {
         println!("refused      {}: {}", r.file, r.reason);
+    }
+}
+
+/// "jazz 0.81, blues 0.10"
+fn label_text(labels: &[serde_json::Value]) -> String {
+    let text: Vec<String> = labels
+        .iter()
+        .map(|l| format!("{} {:.2}", l["name"].as_str().unwrap_or("?"), l["probability"].as_f64().unwrap_or(0.0)))
+        .collect();
+    text.join(", ")
+}
+
+fn print_eval(report: &eval::EvalReport) {
+    let split = report.split.as_deref().map(|s| format!(", split {s}")).unwrap_or_default();
+    println!("{}{split}", report.data.display());
+    println!("{:<10} {:>8} {:>10} {:>8} {:>10}", "model", "tracks", "track acc", "segments", "seg acc");
+    for m in &report.models {
+        println!(
+            "{:<10} {:>8} {:>9.1}% {:>8} {:>9.1}%",
+            m.model,
+            m.tracks,
+            m.track_accuracy * 100.0,
+            m.segments,
+            m.segment_accuracy * 100.0
+        );
+    }
+    for m in &report.models {
+        println!("\n{} (track level)", m.model);
+        println!("  {:<10} {:>9} {:>7} {:>6} {:>7}", "class", "precision", "recall", "f1", "tracks");
+        for (label, s) in &m.per_class {
+            println!("  {:<10} {:>9.2} {:>7.2} {:>6.2} {:>7}", label, s.precision, s.recall, s.f1, s.support);
+        }
+        let short: Vec<String> = m.confusion.labels.iter().map(|l| l.chars().take(5).collect()).collect();
+        println!("  confusion (rows: true, columns: predicted)");
+        println!("  {:<10} {}", "", short.iter().map(|l| format!("{l:>6}")).collect::<String>());
+        for (label, row) in m.confusion.labels.iter().zip(&m.confusion.matrix) {
+            println!("  {:<10} {}", label, row.iter().map(|n| format!("{n:>6}")).collect::<String>());
+        }
     }
 }

@@ -1,9 +1,13 @@
-//! Commands that need no server: `features`, `analyze`, `plugins`.
+//! Commands that need no server: `features`, `analyze`, `eval`, `plugins`.
 //! Each processes files independently; one bad file is reported and the batch goes on.
 
 pub mod analyze;
+pub mod eval;
 pub mod features;
+mod metrics;
 mod parallel;
 pub mod plugins;
+pub mod split;
+pub mod train;
 
 pub use parallel::for_each_file;

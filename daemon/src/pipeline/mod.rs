@@ -1,9 +1,10 @@
 //! The analysis pipeline, one stage per module, in the order the audio flows:
-//! [`decode`] → [`resample`] → [`segment`] → [`features`].
+//! [`decode`] → [`resample`] → [`segment`] → [`features`] → [`classify`].
 //!
 //! [`SegmentStream`] joins the first three so a track is read in segments and memory
 //! stays flat however long the file is.
 
+pub mod classify;
 pub mod decode;
 pub mod features;
 pub mod resample;
@@ -11,6 +12,7 @@ pub mod segment;
 
 use std::path::Path;
 
+pub use classify::{Classifier, TrackPrediction};
 pub use decode::{DecodeError, DecodeErrorKind, Decoder, SourceInfo};
 pub use features::{FeatureBatch, FeatureExtractor};
 pub use resample::{ResampleError, Resampler};

@@ -1,0 +1,165 @@
+//! Model folders: finding them, resolving ONNX Runtime for them, and checking each one
+//! once at start-up. A bad folder is refused with the reason; the other models still load.
+//!
+//! Search order for folders: `TIMBRE_MODEL_PATH` (colon-separated), then `--model-path`,
+//! then the shipped `plugins/models/` of the source tree `timbred` was built from.
+
+use std::path::{Path, PathBuf};
+
+use timbre_model_manifest::{ModelFolder, MANIFEST_FILE};
+
+use crate::plugin_host::{PluginError, PluginInstance, PluginKind, PluginRegistry};
+
+/// How classifier models are found and run.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// Folders holding model folders (or model folders themselves).
+    pub paths: Vec<PathBuf>,
+    /// `libonnxruntime.so`; found automatically when `None`.
+    pub onnxruntime: Option<PathBuf>,
+    /// "auto", "cpu" or "cuda".
+    pub execution_provider: String,
+    pub intra_threads: usize,
+    /// Only these models, by name; all when empty.
+    pub only: Vec<String>,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            paths: Vec::new(),
+            onnxruntime: None,
+            execution_provider: "auto".into(),
+            intra_threads: 1,
+            only: Vec::new(),
+        }
+    }
+}
+
+/// A model that passed its checks, and how to make an instance of it.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub folder: ModelFolder,
+    pub plugin_config: serde_json::Value,
+    /// What the first instance reported (labels, execution provider, …).
+    pub info: serde_json::Value,
+}
+
+impl ModelSpec {
+    pub fn name(&self) -> &str {
+        &self.folder.manifest.name
+    }
+
+    pub fn instantiate(&self, registry: &PluginRegistry) -> Result<PluginInstance, PluginError> {
+        registry.instantiate(PluginKind::Classifier, self.folder.plugin(), &self.plugin_config)
+    }
+}
+
+/// The models found, and the folders refused with their reasons.
+#[derive(Debug, Default)]
+pub struct ModelCatalog {
+    pub models: Vec<ModelSpec>,
+    pub refused: Vec<(PathBuf, String)>,
+}
+
+impl ModelCatalog {
+    pub fn discover(registry: &PluginRegistry, options: &ModelOptions) -> Self {
+        let mut catalog = ModelCatalog::default();
+        let runtime = resolve_onnxruntime(options.onnxruntime.as_deref());
+        for dir in model_folders(&search_path(&options.paths)) {
+            match open_model(registry, &dir, &runtime, options) {
+                Ok(None) => {}
+                Ok(Some(spec)) if catalog.models.iter().any(|m| m.name() == spec.name()) => {
+                    catalog.refused.push((dir, format!("a model named '{}' is already loaded", spec.name())));
+                }
+                Ok(Some(spec)) => {
+                    tracing::info!(model = spec.name(), provider = %spec.info["execution_provider"], "loaded model");
+                    catalog.models.push(spec);
+                }
+                Err(reason) => {
+                    tracing::warn!("model folder {} refused: {reason}", dir.display());
+                    catalog.refused.push((dir, reason));
+                }
+            }
+        }
+        for name in &options.only {
+            if !catalog.models.iter().any(|m| m.name() == name) {
+                catalog.refused.push((PathBuf::from(name), format!("no usable model named '{name}' was found")));
+            }
+        }
+        catalog
+    }
+}
+
+fn open_model(
+    registry: &PluginRegistry,
+    dir: &Path,
+    runtime: &Result<PathBuf, String>,
+    options: &ModelOptions,
+) -> Result<Option<ModelSpec>, String> {
+    let folder = ModelFolder::open(dir).map_err(|e| e.to_string())?;
+    if !options.only.is_empty() && !options.only.contains(&folder.manifest.name) {
+        return Ok(None); // not asked for: not instantiated either
+    }
+    let plugin_config = match folder.plugin() {
+        "onnx" => serde_json::json!({
+            "model_dir": dir,
+            "runtime_library": runtime.as_ref().map_err(Clone::clone)?,
+            "execution_provider": options.execution_provider,
+            "intra_threads": options.intra_threads,
+        }),
+        _ => serde_json::json!({ "model_dir": dir }),
+    };
+    let spec = ModelSpec { folder, plugin_config, info: serde_json::Value::Null };
+    // One instance now, so a broken model is refused at start-up rather than per file.
+    let instance = spec.instantiate(registry).map_err(|e| e.to_string())?;
+    Ok(Some(ModelSpec { info: instance.info().clone(), ..spec }))
+}
+
+fn search_path(configured: &[PathBuf]) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::env::var_os("TIMBRE_MODEL_PATH")
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    paths.extend(configured.iter().cloned());
+    paths.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/models"));
+    paths
+}
+
+/// Every folder holding a `model.toml`, one level deep, in a stable order.
+fn model_folders(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for path in paths {
+        if path.join(MANIFEST_FILE).is_file() {
+            found.push(path.clone());
+        } else if let Ok(entries) = std::fs::read_dir(path) {
+            let mut dirs: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(MANIFEST_FILE).is_file()).collect();
+            dirs.sort();
+            found.extend(dirs);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|d| seen.insert(d.canonicalize().unwrap_or_else(|_| d.clone())));
+    found
+}
+
+/// Where `libonnxruntime.so` is: the flag, `ORT_DYLIB_PATH`, then the project-local
+/// `.onnxruntime/` that `scripts/onnxruntime` fills.
+pub fn resolve_onnxruntime(configured: Option<&Path>) -> Result<PathBuf, String> {
+    let from_env = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.onnxruntime/libonnxruntime.so");
+    let (path, source) = match (configured, from_env) {
+        (Some(path), _) => (path.to_path_buf(), "--onnxruntime"),
+        (None, Some(path)) => (path, "ORT_DYLIB_PATH"),
+        (None, None) => (local, "the project-local .onnxruntime/"),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "ONNX Runtime was not found at {} (from {source}); run scripts/onnxruntime, or point ORT_DYLIB_PATH \
+             or --onnxruntime at a libonnxruntime.so",
+            path.display()
+        ))
+    }
+}

@@ -1,0 +1,133 @@
+//! The classifier stage: a classifier plugin instance fed feature batches, and the
+//! aggregation of segment results into a track result (mean probability).
+
+use crate::models::ModelSpec;
+use crate::pipeline::FeatureBatch;
+use crate::plugin_host::{PluginError, PluginInstance, PluginRegistry};
+
+pub struct Classifier {
+    name: String,
+    labels: Vec<String>,
+    embedding_size: usize,
+    segment_seconds: f64,
+    instance: PluginInstance,
+}
+
+/// One model's results for one track.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TrackPrediction {
+    pub model: String,
+    pub labels: Vec<String>,
+    /// Length of the segments this model reads.
+    pub segment_seconds: f64,
+    /// Mean of the segments' probabilities, in `labels` order.
+    pub probabilities: Vec<f32>,
+    /// Per segment, in `labels` order.
+    pub segments: Vec<Vec<f32>>,
+    /// Mean of the segments' embeddings, L2-normalised.
+    pub embedding: Vec<f32>,
+}
+
+impl Classifier {
+    pub fn new(spec: &ModelSpec, registry: &PluginRegistry) -> Result<Self, PluginError> {
+        let manifest = &spec.folder.manifest;
+        Ok(Classifier {
+            name: manifest.name.clone(),
+            labels: manifest.model.labels.clone(),
+            embedding_size: manifest.model.embedding_size,
+            segment_seconds: manifest.features.segment_seconds,
+            instance: spec.instantiate(registry)?,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Probabilities `[segments, classes]` and embeddings `[segments, dim]` of a batch.
+    pub fn classify(&mut self, batch: &FeatureBatch) -> Result<(Vec<f32>, Vec<f32>), PluginError> {
+        let output = self.instance.process(&batch.data, &[batch.segments, batch.n_features, batch.frames])?;
+        let bad = |reason: String| PluginError::BadOutput { plugin: self.name.clone(), reason };
+        if output.values.shape != [batch.segments, self.labels.len()] {
+            return Err(bad(format!(
+                "probabilities have shape {:?}, expected [{}, {}]",
+                output.values.shape,
+                batch.segments,
+                self.labels.len()
+            )));
+        }
+        let embedding = output.embedding.ok_or_else(|| bad("no embedding".into()))?;
+        if embedding.shape != [batch.segments, self.embedding_size] {
+            return Err(bad(format!(
+                "embedding has shape {:?}, expected [{}, {}]",
+                embedding.shape, batch.segments, self.embedding_size
+            )));
+        }
+        Ok((output.values.data, embedding.data))
+    }
+
+    /// Start collecting a track's segment results.
+    pub fn track(&self) -> TrackAccumulator {
+        TrackAccumulator {
+            prediction: TrackPrediction {
+                model: self.name.clone(),
+                labels: self.labels.clone(),
+                segment_seconds: self.segment_seconds,
+                probabilities: vec![0.0; self.labels.len()],
+                segments: Vec::new(),
+                embedding: vec![0.0; self.embedding_size],
+            },
+        }
+    }
+}
+
+/// Sums segment results; [`TrackAccumulator::finish`] turns them into means.
+pub struct TrackAccumulator {
+    prediction: TrackPrediction,
+}
+
+impl TrackAccumulator {
+    pub fn add(&mut self, probabilities: &[f32], embedding: &[f32]) {
+        let classes = self.prediction.labels.len();
+        let dim = self.prediction.embedding.len();
+        for (segment, emb) in probabilities.chunks_exact(classes).zip(embedding.chunks_exact(dim)) {
+            self.prediction.segments.push(segment.to_vec());
+            self.prediction.probabilities.iter_mut().zip(segment).for_each(|(sum, p)| *sum += p);
+            self.prediction.embedding.iter_mut().zip(emb).for_each(|(sum, e)| *sum += e);
+        }
+    }
+
+    pub fn finish(mut self) -> TrackPrediction {
+        let n = self.prediction.segments.len().max(1) as f32;
+        self.prediction.probabilities.iter_mut().for_each(|p| *p /= n);
+        let norm = self.prediction.embedding.iter().map(|e| e * e).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            self.prediction.embedding.iter_mut().for_each(|e| *e /= norm);
+        }
+        self.prediction
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track_probabilities_are_the_mean_of_segments_and_embeddings_are_unit_length() {
+        let mut acc = TrackAccumulator {
+            prediction: TrackPrediction {
+                model: "m".into(),
+                labels: vec!["a".into(), "b".into()],
+                segment_seconds: 3.0,
+                probabilities: vec![0.0; 2],
+                segments: Vec::new(),
+                embedding: vec![0.0; 2],
+            },
+        };
+        acc.add(&[1.0, 0.0, 0.5, 0.5], &[3.0, 0.0, 0.0, 4.0]);
+        let track = acc.finish();
+        assert_eq!(track.probabilities, vec![0.75, 0.25]);
+        assert_eq!(track.segments.len(), 2);
+        assert!((track.embedding[0] - 0.6).abs() < 1e-6 && (track.embedding[1] - 0.8).abs() < 1e-6);
+    }
+}

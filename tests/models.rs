@@ -1,0 +1,168 @@
+//! Classifier models through the real ONNX Runtime: numbers, refusals, analysis output.
+
+use std::path::{Path, PathBuf};
+
+use timbre_daemon::models::{resolve_onnxruntime, ModelCatalog, ModelOptions};
+use timbre_daemon::plugin_host::{PluginKind, PluginRegistry};
+
+use crate::util::{built_plugin, read_npy, repo, run, sample, text, timbred};
+
+fn tiny_model() -> PathBuf {
+    repo().join("tests/data/tiny-model")
+}
+
+fn registry() -> PluginRegistry {
+    let mut registry = PluginRegistry::default();
+    for plugin in ["timbre_plugin_mel", "timbre_plugin_onnx"] {
+        registry.load(&built_plugin(plugin)).expect("plugin loads");
+    }
+    registry
+}
+
+/// Only the models named, so the shipped ones in plugins/models stay out of these tests.
+fn options(paths: Vec<PathBuf>, only: &[&str]) -> ModelOptions {
+    let only = only.iter().map(|s| s.to_string()).collect();
+    ModelOptions { paths, execution_provider: "cpu".into(), only, ..ModelOptions::default() }
+}
+
+/// Copy the tiny model into `dir/name`, then let `edit` break its manifest.
+fn broken_copy(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let target = dir.join(name);
+    std::fs::create_dir_all(&target).expect("mkdir");
+    for file in ["model.onnx", "model.toml"] {
+        std::fs::copy(tiny_model().join(file), target.join(file)).expect("copy");
+    }
+    let manifest = std::fs::read_to_string(target.join("model.toml")).expect("read");
+    std::fs::write(target.join("model.toml"), edit(manifest.replace("name = \"tiny\"", &format!("name = \"{name}\""))))
+        .expect("write");
+    target
+}
+
+#[test]
+fn onnx_runtime_gives_the_numbers_the_model_defines() {
+    let registry = registry();
+    let catalog = ModelCatalog::discover(&registry, &options(vec![tiny_model()], &["tiny"]));
+    assert!(catalog.refused.is_empty(), "{:?}", catalog.refused);
+    let spec = catalog.models.iter().find(|m| m.name() == "tiny").expect("tiny is loaded");
+    assert_eq!(spec.info["execution_provider"], "cpu");
+    let mut onnx = spec.instantiate(&registry).expect("instance");
+
+    // Two 3 s windows of the 4 s sample, through the real mel plugin.
+    let (signal, _) = timbre_daemon::pipeline::decode_whole(&sample(), 22050, 60.0).expect("decode");
+    let mut mel = registry.instantiate(PluginKind::Feature, "mel", &serde_json::json!({})).expect("mel");
+    let windows: Vec<f32> = signal[..66150].iter().chain(&signal[22050..88200]).copied().collect();
+    let features = mel.process(&windows, &[2, 66150]).expect("mel").values;
+    assert_eq!(features.shape, vec![2, 128, 130]);
+    let output = onnx.process(&features.data, &features.shape).expect("onnx");
+
+    // The same graph by hand: mean frame, linear maps, softmax.
+    let (w, _) = read_npy(&tiny_model().join("W.npy"));
+    let (b, _) = read_npy(&tiny_model().join("b.npy"));
+    let (e, _) = read_npy(&tiny_model().join("E.npy"));
+    for s in 0..2 {
+        let segment = &features.data[s * 128 * 130..(s + 1) * 128 * 130];
+        let mean: Vec<f64> =
+            (0..128).map(|m| segment[m * 130..(m + 1) * 130].iter().map(|&v| v as f64).sum::<f64>() / 130.0).collect();
+        let logits: Vec<f64> =
+            (0..4).map(|c| b[c] as f64 + (0..128).map(|m| mean[m] * w[m * 4 + c] as f64).sum::<f64>()).collect();
+        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+        for (c, logit) in logits.iter().enumerate() {
+            let expected = (logit - max).exp() / total;
+            let got = output.values.data[s * 4 + c] as f64;
+            assert!((got - expected).abs() < 1e-4, "segment {s} class {c}: {got} vs {expected}");
+        }
+        let embedding = output.embedding.as_ref().expect("embedding");
+        for d in 0..8 {
+            let expected: f64 = (0..128).map(|m| mean[m] * e[m * 8 + d] as f64).sum();
+            let got = embedding.data[s * 8 + d] as f64;
+            assert!((got - expected).abs() < 1e-3 * expected.abs().max(1.0), "embedding {d}: {got} vs {expected}");
+        }
+    }
+}
+
+#[test]
+fn broken_model_folders_are_refused_by_name_and_the_others_still_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad_sha = broken_copy(dir.path(), "badsha", |m| {
+        let line = m.lines().find(|l| l.starts_with("sha256")).expect("sha line").to_string();
+        m.replace(&line, &format!("sha256 = \"{}\"", "ab".repeat(32)))
+    });
+    let no_labels = broken_copy(dir.path(), "nolabels", |m| {
+        m.lines().filter(|l| !l.starts_with("labels")).collect::<Vec<_>>().join("\n")
+    });
+    let bad_output = broken_copy(dir.path(), "badoutput", |m| {
+        m.replace("probabilities = \"probabilities\"", "probabilities = \"probs\"")
+    });
+    let wrong_labels = broken_copy(dir.path(), "fivelabels", |m| m.replace("\"four\"]", "\"four\", \"five\"]"));
+
+    let registry = registry();
+    let only = ["tiny", "badsha", "nolabels", "badoutput", "fivelabels"];
+    let catalog = ModelCatalog::discover(&registry, &options(vec![dir.path().to_path_buf(), tiny_model()], &only));
+    let names: Vec<&str> = catalog.models.iter().map(|m| m.name()).collect();
+    assert_eq!(names, vec!["tiny"], "only the good model loads");
+    let reason = |folder: &Path| {
+        catalog
+            .refused
+            .iter()
+            .find(|(d, _)| d == folder)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("{} not refused", folder.display()))
+    };
+    for (folder, problem) in [
+        (&bad_sha, "has sha256"),
+        (&no_labels, "labels"),
+        (&bad_output, "names probabilities output \"probs\""),
+        (&wrong_labels, "has 5 labels"),
+    ] {
+        let message = reason(folder);
+        assert!(message.contains(&folder.display().to_string()) && message.contains(problem), "{message}");
+    }
+}
+
+#[test]
+fn a_missing_onnx_runtime_is_explained() {
+    let error = resolve_onnxruntime(Some(Path::new("/nonexistent/libonnxruntime.so"))).expect_err("missing");
+    assert!(error.contains("/nonexistent/libonnxruntime.so") && error.contains("scripts/onnxruntime"), "{error}");
+    let output = run(timbred()
+        .args(["--model-path"])
+        .arg(tiny_model())
+        .args(["--models", "tiny", "--onnxruntime", "/nonexistent/libonnxruntime.so", "analyze"])
+        .arg(sample()));
+    assert!(text(&output.stderr).contains("ONNX Runtime was not found at /nonexistent/libonnxruntime.so"));
+}
+
+#[test]
+fn analyze_reports_each_models_track_and_segment_predictions() {
+    let output = run(timbred()
+        .args(["--model-path"])
+        .arg(tiny_model())
+        .args([
+            "--models",
+            "tiny",
+            "--execution-provider",
+            "cpu",
+            "analyze",
+            "--json",
+            "--segments",
+            "--top-k",
+            "0",
+            "--segment-seconds",
+            "1",
+        ])
+        .arg(sample()));
+    assert!(output.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let predictions = line["predictions"].as_array().expect("predictions");
+    assert_eq!(predictions.len(), 1);
+    let tiny = &predictions[0];
+    assert_eq!(tiny["model"], "tiny");
+    let sum: f64 =
+        tiny["labels"].as_array().expect("labels").iter().map(|l| l["probability"].as_f64().unwrap_or(0.0)).sum();
+    assert!((sum - 1.0).abs() < 1e-5, "probabilities sum to {sum}");
+    // The model reads 3 s segments whatever --segment-seconds says for the summary.
+    let segments = tiny["segments"].as_array().expect("segments");
+    assert_eq!(segments.len(), 1);
+    assert_eq!((segments[0]["start_s"].as_f64(), segments[0]["end_s"].as_f64()), (Some(0.0), Some(3.0)));
+    assert_eq!(line["segments"], 4, "the summary still uses 1 s segments");
+}

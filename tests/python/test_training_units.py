@@ -1,0 +1,97 @@
+"""Unit tests of training/timbre_train that need neither timbred nor any audio: the split by file,
+the feature-cache key, output folders for clashing stems, the augmentation, and model.toml."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "training"))
+torch = pytest.importorskip("torch", reason="torch is not installed in this venv (scripts/requirements.txt)")
+
+from timbre_train import data as D  # noqa: E402
+from timbre_train import models as M  # noqa: E402
+from timbre_train.card import model_toml  # noqa: E402
+from timbre_train.train import augment_batch  # noqa: E402
+
+
+def fake_files(counts: dict[str, int]) -> list[D.AudioFile]:
+    return [
+        D.AudioFile(f"{label}/{label}.{i:05d}.flac", label, Path(f"/data/{label}/{label}.{i:05d}.flac"))
+        for label, n in counts.items()
+        for i in range(n)
+    ]
+
+
+def test_split_is_stratified_by_file_and_seeded():
+    files = fake_files({"blues": 43, "classical": 85, "jazz": 3})
+    a = D.split_files(files, seed=0)
+    assert a == D.split_files(list(reversed(files)), seed=0), "independent of the listing order"
+    assert a != D.split_files(files, seed=1)
+    assert set(a) == {f.rel for f in files}
+    per = {(f.label, a[f.rel]) for f in files}
+    assert {(lbl, s) for lbl in ("blues", "classical", "jazz") for s in D.SPLITS} <= per, "every label in every split"
+    n = {s: sum(1 for f in files if f.label == "classical" and a[f.rel] == s) for s in D.SPLITS}
+    assert n == {"train": 59, "val": 13, "test": 13}
+    # Adding a label does not move the files of the others.
+    b = D.split_files(files + fake_files({"rock": 40}), seed=0)
+    assert all(b[rel] == s for rel, s in a.items())
+
+
+def test_cache_key_follows_the_binary_and_the_data(tmp_path):
+    binary = tmp_path / "timbred"
+    binary.write_bytes(b"v1")
+    plugin = tmp_path / "libtimbre_plugin_mel.so"
+    plugin.write_bytes(b"p1")
+    files = fake_files({"a": 2, "b": 2})
+    k1 = D.cache_key(tmp_path, binary, files)
+    assert k1 == D.cache_key(tmp_path, binary, files)
+    binary.write_bytes(b"v2 longer")
+    k2 = D.cache_key(tmp_path, binary, files)
+    assert k2 != k1
+    os.utime(plugin, ns=(1, 1))
+    assert D.cache_key(tmp_path, binary, files) != k2, "the mel plugin next to timbred is part of the key"
+    assert D.cache_key(tmp_path, binary, files[:3]) != D.cache_key(tmp_path, binary, files)
+
+
+def test_files_with_the_same_stem_get_different_output_folders():
+    files = [
+        D.AudioFile("rock/a/01.flac", "rock", Path("/x/rock/a/01.flac")),
+        D.AudioFile("rock/b/01.mp3", "rock", Path("/x/rock/b/01.mp3")),
+        D.AudioFile("pop/01.flac", "pop", Path("/x/pop/01.flac")),
+    ]
+    dirs = D._out_dirs(files)
+    assert len({(d, Path(f.rel).stem) for d, f in zip(dirs, files)}) == 3
+
+
+def test_augmentation_keeps_shape_and_pads_like_timbred():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 128, 130) * 10 - 20
+    y = augment_batch(x, gen)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert not torch.equal(x, y) and torch.equal(x, x.clone()), "input untouched"
+    # A padded tail is constant at (segment max - 80 dB), as timbred writes zero padding.
+    last = y[:, :, -1]
+    padded = (last.amax(dim=1) == last.amin(dim=1))
+    assert padded.any()
+    for i in torch.nonzero(padded).flatten():
+        assert torch.isclose(last[i, 0], y[i].amax() - 80.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["cnn", "bilstm", "cnn-lstm"])
+def test_models_take_raw_db_and_give_probabilities_and_embedding(name):
+    torch.manual_seed(0)
+    model = M.build(name, 10).eval()
+    with torch.no_grad():
+        probs, emb = M.Exported(model)(torch.randn(3, 128, 130) * 10 - 30)
+    assert probs.shape == (3, 10) and emb.shape == (3, model.embedding_size)
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones(3))
+    toml = tomllib.loads(model_toml(name, "1.0.0", model, [f"l{i}" for i in range(10)], "0" * 64, "retrain"))
+    assert toml["model"]["embedding_size"] == model.embedding_size

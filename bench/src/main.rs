@@ -1,12 +1,14 @@
-//! `timbre-bench`: the Rust side of the benchmarks in bench/. The Python drivers call it
-//! on exactly the data they give the reference implementation, and compute the ratios.
+//! `timbre-bench`: the Rust side of the benchmarks in bench/. The Python drivers call it on
+//! exactly the data they give the reference implementation, and compute the ratios.
+//! Plugins are loaded from the .so files next to this binary, through the plugin ABI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use timbre_plugin_mel::{MelConfig, MelSpectrogram};
+use timbre_daemon::models::{ModelCatalog, ModelOptions};
+use timbre_daemon::plugin_host::{PluginKind, PluginRegistry, SearchPath};
 
 #[derive(Debug, Parser)]
 #[command(name = "timbre-bench", about = "Rust side of timbre's benchmarks; see bench/README.md")]
@@ -25,24 +27,79 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         repeat: usize,
     },
+    /// Time one model folder through the onnx plugin on a float32 .npy batch [segments, n_mels, frames].
+    /// Prints JSON: {"seconds": [each repeat], "shape": [segments, classes], "probabilities": [...],
+    /// "embedding": [...]} (outputs flattened row-major), so tests can compare them exactly.
+    Onnx {
+        /// Model folder (model.onnx + model.toml).
+        model_dir: PathBuf,
+        /// Input batch.
+        batch: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+fn read_npy(path: &Path) -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let array = npyz::NpyFile::new(&bytes[..])?;
+    let shape = array.shape().iter().map(|&d| d as usize).collect();
+    Ok((array.into_vec()?, shape))
+}
+
+fn time(repeat: usize, mut run: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<f64>> {
+    run()?; // warm-up: first-call allocations and plans
+    (0..repeat.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            run()?;
+            Ok(start.elapsed().as_secs_f64())
+        })
+        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
+    let registry = PluginRegistry::discover(&SearchPath::standard(&[]));
     match Cli::parse().command {
         Command::Mel { signal, repeat } => {
-            let bytes = std::fs::read(&signal).with_context(|| format!("reading {}", signal.display()))?;
-            let samples: Vec<f32> = npyz::NpyFile::new(&bytes[..])?.into_vec()?;
-            let mut spectrogram = MelSpectrogram::new(MelConfig::default());
-            let frames = spectrogram.n_frames(samples.len()).context("signal too short")?;
-            let mut out = vec![0.0f32; MelConfig::default().n_mels * frames];
-            let seconds: Vec<f64> = (0..repeat.max(1))
-                .map(|_| {
-                    let start = Instant::now();
-                    spectrogram.compute(&samples, &mut out);
-                    start.elapsed().as_secs_f64()
-                })
-                .collect();
+            let (samples, _) = read_npy(&signal)?;
+            let mut mel = registry.instantiate(PluginKind::Feature, "mel", &serde_json::json!({}))?;
+            let mut frames = 0;
+            let seconds = time(repeat, || {
+                frames = mel.process(&samples, &[1, samples.len()])?.values.shape[2];
+                Ok(())
+            })?;
             println!("{}", serde_json::json!({ "frames": frames, "seconds": seconds }));
+        }
+        Command::Onnx { model_dir, batch, repeat, threads } => {
+            let (data, shape) = read_npy(&batch)?;
+            anyhow::ensure!(shape.len() == 3, "{} must be [segments, n_mels, frames]", batch.display());
+            let options = ModelOptions {
+                paths: vec![model_dir.clone()],
+                execution_provider: "cpu".into(),
+                intra_threads: threads,
+                ..ModelOptions::default()
+            };
+            let catalog = ModelCatalog::discover(&registry, &options);
+            let spec = catalog
+                .models
+                .iter()
+                .find(|m| m.folder.dir == model_dir)
+                .with_context(|| format!("{} did not load: {:?}", model_dir.display(), catalog.refused))?;
+            let mut model = spec.instantiate(&registry)?;
+            let mut last = None;
+            let seconds = time(repeat, || {
+                last = Some(model.process(&data, &shape)?);
+                Ok(())
+            })?;
+            let output = last.context("no run")?;
+            let embedding = output.embedding.map(|e| e.data).unwrap_or_default();
+            println!(
+                "{}",
+                serde_json::json!({ "seconds": seconds, "shape": output.values.shape, "probabilities": output.values.data, "embedding": embedding })
+            );
         }
     }
     Ok(())

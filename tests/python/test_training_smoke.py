@@ -150,3 +150,34 @@ def test_split_is_by_file(trained):
     assert sorted(np.concatenate(list(r.split.values()))) == list(range(len(r.dataset.files)))
     for s, files in r.split.items():  # every segment of a file is where its file is
         assert all(r.assignment[r.dataset.files[f].rel] == s for f in files)
+
+
+def test_rust_plugin_loads_and_classifies(trained, tiny, tmp_path, report):
+    """The exported folder through the Rust side: the onnx plugin (via timbre-bench, through the
+    plugin ABI) agrees with PyTorch, and `timbred analyze` classifies a clip with it."""
+    import os
+    import subprocess
+
+    name, outcome = trained
+    bench = Path(tiny["timbred"]).resolve().parent / "timbre-bench"
+    if not bench.is_file() or not os.environ.get("ORT_DYLIB_PATH"):
+        pytest.skip("needs timbre-bench beside TIMBRED and ORT_DYLIB_PATH (scripts/test provides both)")
+    x = outcome.result.dataset.x[:4].astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    run = subprocess.run([str(bench), "onnx", str(outcome.folder), str(tmp_path / "x.npy"), "--repeat", "1"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rust = json.loads(run.stdout)
+    p_pt, e_pt = E.run_torch(outcome.result.model, x)
+    dp = float(np.abs(np.array(rust["probabilities"]).reshape(p_pt.shape) - p_pt).max())
+    de = float(np.abs(np.array(rust["embedding"]).reshape(e_pt.shape) - e_pt).max())
+    report(f"{name}: Rust onnx plugin vs PyTorch: max abs diff {dp:.1e} (probabilities), {de:.1e} (embedding)")
+    assert dp <= TOLERANCE and de <= TOLERANCE
+
+    clip = next(p for p in sorted(Path(tiny["data"]).rglob("*")) if p.suffix in (".flac", ".wav"))
+    run = subprocess.run([str(tiny["timbred"]), "--model-path", str(outcome.folder), "--models", name,
+                          "analyze", "--json", "--top-k", "0", str(clip)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    predictions = json.loads(run.stdout)["predictions"]
+    assert [p["model"] for p in predictions] == [name]
+    assert abs(sum(l["probability"] for l in predictions[0]["labels"]) - 1.0) < 1e-5

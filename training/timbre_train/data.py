@@ -1,0 +1,310 @@
+"""Data: list the labelled audio files, run `timbred features` into a cache, load the segments,
+split by file (never by segment), and compute the normalisation statistics.
+
+A dataset directory holds one sub-folder per label (`<label>/<anything>.<audio ext>`, searched
+recursively); the label of a file is the name of its top-level folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import FRAMES, MEL_PARAMS, N_MELS, REPO_ROOT, SEGMENT_SECONDS
+
+AUDIO_EXTENSIONS = {".flac", ".wav", ".mp3", ".ogg", ".oga", ".m4a", ".mp4", ".aac", ".caf", ".aif", ".aiff"}
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
+# timbred takes its inputs on the command line; keep each call's argument list moderate.
+FILES_PER_CALL = 400
+
+
+def log(message: str) -> None:
+    print(f"timbre_train: {message}", file=sys.stderr, flush=True)
+
+
+class DataError(RuntimeError):
+    """Bad or missing input data, with what to do about it."""
+
+
+# --------------------------------------------------------------------------- files and labels
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    rel: str  # path relative to the data directory, with '/' separators: the track id
+    label: str
+    path: Path  # absolute
+
+
+def list_audio_files(data_dir: Path) -> tuple[list[AudioFile], list[str]]:
+    """All audio files under data_dir/<label>/, and the sorted labels."""
+    data_dir = data_dir.resolve()
+    if not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} does not exist")
+    labels = sorted(p.name for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files: list[AudioFile] = []
+    for label in labels:
+        for path in sorted((data_dir / label).rglob("*")):
+            if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+                files.append(AudioFile(path.relative_to(data_dir).as_posix(), label, path))
+    labels = [label for label in labels if any(f.label == label for f in files)]
+    if len(labels) < 2:
+        raise DataError(
+            f"{data_dir} needs at least two label folders holding audio files "
+            f"({', '.join(sorted(AUDIO_EXTENSIONS))}); found {len(labels)}"
+        )
+    return files, labels
+
+
+# --------------------------------------------------------------------------- timbred
+
+
+def default_timbred() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    if not target.is_absolute():
+        target = REPO_ROOT / target
+    return target / "release" / "timbred"
+
+
+def build_timbred() -> Path:
+    """`cargo build --release -p timbre-daemon -p timbre-plugin-mel` (a no-op when up to date)."""
+    binary = default_timbred()
+    argv = ["cargo", "build", "--release", "-p", "timbre-daemon", "-p", "timbre-plugin-mel"]
+    if shutil.which("cargo") is None:
+        if binary.is_file():
+            log(f"cargo not found; using the existing {binary} as it is")
+            return binary
+        raise DataError(f"cargo not found and {binary} does not exist; install Rust or pass --timbred PATH")
+    log(f"building timbred: {' '.join(argv)}")
+    proc = subprocess.run(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise DataError(f"`{' '.join(argv)}` failed (exit {proc.returncode}); fix the build or pass --timbred PATH")
+    if not binary.is_file():
+        raise DataError(f"the build succeeded but {binary} does not exist (CARGO_TARGET_DIR?); pass --timbred PATH")
+    return binary
+
+
+def _stat_key(path: Path) -> list:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return [str(path), None, None]
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def cache_key(data_dir: Path, timbred: Path, files: list[AudioFile]) -> str:
+    """Features depend on the data, the timbred binary and the mel plugin it loads."""
+    ident = {
+        "data_dir": str(data_dir.resolve()),
+        "timbred": _stat_key(timbred),
+        # timbred loads the mel plugin from next to itself (after TIMBRE_PLUGIN_PATH).
+        "mel_plugin": _stat_key(timbred.parent / "libtimbre_plugin_mel.so"),
+        "plugin_path": os.environ.get("TIMBRE_PLUGIN_PATH", ""),
+        "params": MEL_PARAMS,
+        "segment_seconds": SEGMENT_SECONDS,
+        "files": [[f.rel, *_stat_key(f.path)[1:]] for f in files],
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    return Path(base) / "timbre" / "features"
+
+
+def _out_dirs(files: list[AudioFile]) -> list[str]:
+    """timbred writes OUT/<stem>.npy, so files sharing a stem go to different folders."""
+    seen: dict[tuple[str, str], int] = {}
+    dirs = []
+    for f in files:
+        stem = Path(f.rel).stem
+        n = seen.get((f.label, stem), 0)
+        seen[(f.label, stem)] = n + 1
+        dirs.append(f"{f.label}/{n}")
+    return dirs
+
+
+@dataclass
+class Extraction:
+    features: dict[str, Path]  # rel -> .npy
+    failures: dict[str, str]  # rel -> why
+    cache_dir: Path
+    from_cache: bool
+
+
+def extract_features(timbred: Path, data_dir: Path, files: list[AudioFile], cache_root: Path) -> Extraction:
+    """Run `timbred features --segment-seconds 3` over every file, once per cache key."""
+    if not timbred.is_file() or not os.access(timbred, os.X_OK):
+        raise DataError(f"timbred binary {timbred} is missing or not executable; build it or pass --timbred PATH")
+    key = cache_key(data_dir, timbred, files)
+    cache_dir = cache_root / key
+    index_path = cache_dir / "index.json"
+    if index_path.is_file():
+        index = json.loads(index_path.read_text())
+        features = {rel: cache_dir / p for rel, p in index["features"].items()}
+        if all(p.is_file() for p in features.values()):
+            log(f"features from cache {cache_dir} ({len(features)} files, {len(index['failures'])} failed)")
+            return Extraction(features, index["failures"], cache_dir, True)
+
+    tmp = cache_root / f"{key}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out_dirs = _out_dirs(files)
+    params = [arg for k, v in MEL_PARAMS.items() for arg in ("--set", f"{k}={v}")]
+    stderr_lines: list[str] = []
+    groups: dict[str, list[AudioFile]] = {}
+    for f, d in zip(files, out_dirs):
+        groups.setdefault(d, []).append(f)
+    log(f"extracting features of {len(files)} files with {timbred} into {cache_dir}")
+    for d, group in groups.items():
+        for start in range(0, len(group), FILES_PER_CALL):
+            chunk = group[start : start + FILES_PER_CALL]
+            argv = [str(timbred), "features", "--plugin", "mel", *params,
+                    "--segment-seconds", f"{SEGMENT_SECONDS:g}", "--out", str(tmp / d), *(str(f.path) for f in chunk)]
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+            stderr_lines += proc.stderr.splitlines()
+            if proc.returncode not in (0, 1):  # 1: some files failed (reported on stderr); 2: bad config
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise DataError(f"`{' '.join(argv[:12])} ...` exited with {proc.returncode}:\n{proc.stderr[-3000:]}")
+
+    features: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    for f, d in zip(files, out_dirs):
+        npy = tmp / d / f"{Path(f.rel).stem}.npy"
+        if npy.is_file():
+            features[f.rel] = f"{d}/{npy.name}"
+        else:
+            why = [line for line in stderr_lines if str(f.path) in line]
+            failures[f.rel] = " | ".join(why) or "no output written (see timbred's stderr)"
+    for rel, why in failures.items():
+        log(f"warning: skipping {rel}: {why}")
+    if not features:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError("timbred produced no features at all:\n" + "\n".join(stderr_lines[-20:]))
+    (tmp / "index.json").write_text(json.dumps({"features": features, "failures": failures}, indent=1))
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    tmp.rename(cache_dir)
+    return Extraction({rel: cache_dir / p for rel, p in features.items()}, failures, cache_dir, False)
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class Dataset:
+    labels: list[str]
+    files: list[AudioFile]  # only the files that have features
+    x: np.ndarray  # float32 [segments, n_mels, frames], raw dB as timbred wrote it
+    seg_file: np.ndarray  # int64 [segments]: index into files
+    file_label: np.ndarray  # int64 [files]
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seg_label(self) -> np.ndarray:
+        return self.file_label[self.seg_file]
+
+    def subset_files(self, indices: np.ndarray) -> np.ndarray:
+        """Segment indices of the given files."""
+        return np.flatnonzero(np.isin(self.seg_file, indices))
+
+
+def load_dataset(files: list[AudioFile], labels: list[str], extraction: Extraction) -> Dataset:
+    kept: list[AudioFile] = []
+    arrays: list[np.ndarray] = []
+    owners: list[int] = []
+    failures = dict(extraction.failures)
+    for f in files:
+        npy = extraction.features.get(f.rel)
+        if npy is None:
+            continue
+        a = np.load(npy)
+        if a.ndim != 3 or a.shape[1:] != (N_MELS, FRAMES) or a.shape[0] < 1:
+            failures[f.rel] = f"unexpected feature shape {a.shape} (want [segments, {N_MELS}, {FRAMES}])"
+            log(f"warning: skipping {f.rel}: {failures[f.rel]}")
+            continue
+        if not np.isfinite(a).all():
+            failures[f.rel] = "non-finite feature values"
+            log(f"warning: skipping {f.rel}: {failures[f.rel]}")
+            continue
+        owners += [len(kept)] * a.shape[0]
+        kept.append(f)
+        arrays.append(a.astype(np.float32, copy=False))
+    if not kept:
+        raise DataError("no usable features")
+    label_index = {label: i for i, label in enumerate(labels)}
+    return Dataset(
+        labels=labels,
+        files=kept,
+        x=np.concatenate(arrays, axis=0),
+        seg_file=np.asarray(owners, dtype=np.int64),
+        file_label=np.asarray([label_index[f.label] for f in kept], dtype=np.int64),
+        failures=failures,
+    )
+
+
+# --------------------------------------------------------------------------- split
+
+SPLIT_RULE = (
+    "by file (track id), never by segment; stratified by label: each label's files, sorted by path, "
+    "are shuffled with numpy.random.default_rng([seed, crc32(label)]); the first round(0.15 n) go to "
+    "test, the next round(0.15 n) to val, the rest to train (at least one file each in val and test "
+    "when a label has 3 or more files)"
+)
+
+
+def split_files(files: list[AudioFile], seed: int, fractions=DEFAULT_FRACTIONS) -> dict[str, str]:
+    """rel -> 'train' | 'val' | 'test'. Depends only on the seed and the file list."""
+    _, f_val, f_test = fractions
+    by_label: dict[str, list[str]] = {}
+    for f in files:
+        by_label.setdefault(f.label, []).append(f.rel)
+    assignment: dict[str, str] = {}
+    for label, rels in sorted(by_label.items()):
+        rels = sorted(rels)
+        rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
+        order = [rels[i] for i in rng.permutation(len(rels))]
+        n = len(order)
+        n_test, n_val = round(f_test * n), round(f_val * n)
+        if n >= 3:
+            n_test, n_val = max(n_test, 1), max(n_val, 1)
+        for i, rel in enumerate(order):
+            assignment[rel] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return assignment
+
+
+def split_indices(dataset: Dataset, assignment: dict[str, str]) -> dict[str, np.ndarray]:
+    """Split name -> file indices into dataset.files."""
+    out = {s: [] for s in SPLITS}
+    for i, f in enumerate(dataset.files):
+        out[assignment[f.rel]].append(i)
+    return {s: np.asarray(v, dtype=np.int64) for s, v in out.items()}
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def mel_bin_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mel-bin mean and std over every frame of every given segment (float64 accumulation)."""
+    mean = x.mean(axis=(0, 2), dtype=np.float64)
+    var = ((x - mean[None, :, None].astype(np.float32)) ** 2).mean(axis=(0, 2), dtype=np.float64)
+    std = np.sqrt(np.maximum(var, 1e-6))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def describe_files(dataset: Dataset, indices: np.ndarray) -> str:
+    n_seg = int(np.isin(dataset.seg_file, indices).sum())
+    return f"{len(indices)} files, {n_seg} segments"
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)

@@ -45,9 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the sampling")
     p.add_argument("--timbred", type=Path, help="timbred binary (default: build target/release/timbred with cargo)")
     p.add_argument("--cache-dir", type=Path, help="feature cache (default: ~/.cache/timbre/features)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
     p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better validation score")
     p.add_argument("--segments-per-file", type=int, default=4, help="random segments of a track per epoch (at most)")
     p.add_argument("--mixup", type=float, default=TrainConfig.mixup,

@@ -211,7 +211,7 @@ Rule: {D.SPLIT_RULE}; seed {c.seed}. Every segment of a track is in the same spl
 | optimiser | AdamW, lr {c.lr:g}, weight decay {c.weight_decay:g}, cosine decay to lr/50 over the maximum epochs |
 | loss | cross-entropy, label weights inverse to their share of the epoch's segments, label smoothing 0.05 |
 | augmentation | {"random gain ±6 dB (exact in dB), simulated zero-padded tail (p 0.3), one frequency mask of ≤12 mel bins (p 0.5)" if c.augment else "none"}{f"; mixup of segment pairs, Beta({c.mixup:g}, {c.mixup:g})" if c.mixup > 0 else ""} |
-| at the kept epoch | train loss {ep.train_loss:.3f}, train segment accuracy {_pct(ep.train_segment_accuracy)} (augmented, dropout on) |
+| at the kept epoch | train loss {ep.train_loss:.3f}, train segment accuracy {_pct(ep.train_segment_accuracy)} (on augmented{", mixed-up" if c.mixup > 0 else ""} segments, dropout on) |
 | time | {result.train_seconds / 60:.1f} min training ({result.epochs_run} epochs) on {c.threads} CPU threads, {platform.processor() or platform.machine()}; features {result.feature_seconds:.0f} s |
 | software | PyTorch {torch.__version__}, onnxruntime {onnxruntime.__version__}, Python {platform.python_version()} |
 

@@ -193,7 +193,12 @@ def extract_features(timbred: Path, data_dir: Path, files: list[AudioFile], cach
         raise DataError("timbred produced no features at all:\n" + "\n".join(stderr_lines[-20:]))
     (tmp / "index.json").write_text(json.dumps({"features": features, "failures": failures}, indent=1))
     shutil.rmtree(cache_dir, ignore_errors=True)
-    tmp.rename(cache_dir)
+    try:
+        tmp.rename(cache_dir)
+    except OSError:  # another run filled the same key meanwhile: same inputs, same features
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (cache_dir / "index.json").is_file():
+            raise
     return Extraction({rel: cache_dir / p for rel, p in features.items()}, failures, cache_dir, False)
 
 

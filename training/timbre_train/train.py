@@ -30,13 +30,13 @@ class TrainConfig:
     seed: int = 0
     timbred: Path | None = None  # None: build target/release/timbred with cargo
     cache_dir: Path | None = None  # None: ~/.cache/timbre/features
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 10
     segments_per_file: int = 4  # at most this many random segments of a file per epoch
     augment: bool = True
-    mixup: float = 0.0  # Beta(a, a) mixup of segment pairs in a batch; 0: off
+    mixup: float = 0.3  # Beta(a, a) mixup of segment pairs in a batch; 0: off
     threads: int = 2
     name: str | None = None  # model name in model.toml; default: the architecture name
     version: str = "1.0.0"
@@ -46,7 +46,7 @@ class TrainConfig:
 
 
 # Chosen so that each model trains in about 10 minutes on 2 CPU cores (training/README.md).
-DEFAULT_EPOCHS = {"cnn": 30, "bilstm": 40, "cnn-lstm": 30}
+DEFAULT_EPOCHS = {"cnn": 40, "bilstm": 40, "cnn-lstm": 40}
 
 
 @dataclass

@@ -166,3 +166,20 @@ fn analyze_reports_each_models_track_and_segment_predictions() {
     assert_eq!((segments[0]["start_s"].as_f64(), segments[0]["end_s"].as_f64()), (Some(0.0), Some(3.0)));
     assert_eq!(line["segments"], 4, "the summary still uses 1 s segments");
 }
+
+#[test]
+fn the_shipped_models_load_by_default_and_each_predicts_a_distribution() {
+    let output = run(timbred().args(["analyze", "--json", "--top-k", "0"]).arg(sample()));
+    assert!(output.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let mut models: Vec<&str> =
+        line["predictions"].as_array().expect("predictions").iter().map(|p| p["model"].as_str().unwrap_or("")).collect();
+    models.sort();
+    assert_eq!(models, vec!["bilstm", "cnn", "cnn-lstm", "pca-knn"], "{}", text(&output.stderr));
+    for prediction in line["predictions"].as_array().expect("predictions") {
+        let labels = prediction["labels"].as_array().expect("labels");
+        assert_eq!(labels.len(), 10, "{}: the ten GTZAN genres", prediction["model"]);
+        let sum: f64 = labels.iter().map(|l| l["probability"].as_f64().unwrap_or(0.0)).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{}: probabilities sum to {sum}", prediction["model"]);
+    }
+}

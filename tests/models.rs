@@ -172,8 +172,12 @@ fn the_shipped_models_load_by_default_and_each_predicts_a_distribution() {
     let output = run(timbred().args(["analyze", "--json", "--top-k", "0"]).arg(sample()));
     assert!(output.status.success());
     let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let mut models: Vec<&str> =
-        line["predictions"].as_array().expect("predictions").iter().map(|p| p["model"].as_str().unwrap_or("")).collect();
+    let mut models: Vec<&str> = line["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|p| p["model"].as_str().unwrap_or(""))
+        .collect();
     models.sort();
     assert_eq!(models, vec!["bilstm", "cnn", "cnn-lstm", "pca-knn"], "{}", text(&output.stderr));
     for prediction in line["predictions"].as_array().expect("predictions") {

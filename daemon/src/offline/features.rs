@@ -69,24 +69,38 @@ fn extract_file(
             (batch.data, vec![batch.n_features, batch.frames])
         }
         Some(options) => {
-            let mut stream = SegmentStream::open(file, extractor.sample_rate(), options)?;
-            let samples = stream.segment_len();
-            let (mut data, mut shape) = (Vec::new(), vec![0, 0, 0]);
-            while let Some(segment) = stream.next_segment()? {
-                if stream.decoded_seconds() > request.max_seconds {
-                    let kind = DecodeErrorKind::TooLong { limit_s: request.max_seconds };
-                    return Err(DecodeError { path: file.to_path_buf(), kind }.into());
-                }
-                let batch = extractor.extract(&segment.samples, 1, samples).map_err(plugin_error)?;
-                shape = vec![shape[0] + 1, batch.n_features, batch.frames];
-                data.extend_from_slice(&batch.data);
-            }
-            (data, shape)
+            let (data, shape) = segment_features(extractor, file, options, request.max_seconds)?;
+            (data, shape.to_vec())
         }
     };
     crate::npy::write_f32(output, &data, &shape)
         .map_err(|e| PipelineError::Features { path: output.to_path_buf(), reason: format!("cannot write: {e}") })?;
     Ok(shape)
+}
+
+/// Features of every segment of `file`, cut as analysis cuts them: `[segments, n_features,
+/// frames]`, row-major. Files longer than `max_seconds` are refused.
+pub fn segment_features(
+    extractor: &mut FeatureExtractor,
+    file: &Path,
+    options: SegmentOptions,
+    max_seconds: f64,
+) -> Result<(Vec<f32>, [usize; 3]), PipelineError> {
+    let mut stream = SegmentStream::open(file, extractor.sample_rate(), options)?;
+    let samples = stream.segment_len();
+    let (mut data, mut shape) = (Vec::new(), [0, 0, 0]);
+    while let Some(segment) = stream.next_segment()? {
+        if stream.decoded_seconds() > max_seconds {
+            let kind = DecodeErrorKind::TooLong { limit_s: max_seconds };
+            return Err(DecodeError { path: file.to_path_buf(), kind }.into());
+        }
+        let batch = extractor
+            .extract(&segment.samples, 1, samples)
+            .map_err(|source| PipelineError::Plugin { path: file.to_path_buf(), source })?;
+        shape = [shape[0] + 1, batch.n_features, batch.frames];
+        data.extend_from_slice(&batch.data);
+    }
+    Ok((data, shape))
 }
 
 /// `<out_dir>/<stem>.npy` per input; a second input with the same stem is an error rather

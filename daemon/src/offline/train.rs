@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use timbre_plugin_pca_knn as pca_knn;
 
 use super::eval::{labelled_files, read_split, EvalError};
-use crate::pipeline::{FeatureExtractor, PipelineError, SegmentOptions, SegmentStream};
+use super::features::segment_features;
+use crate::pipeline::{FeatureExtractor, PipelineError, SegmentOptions};
 use crate::plugin_host::PluginRegistry;
 
 #[derive(Debug, Clone)]
@@ -61,10 +62,11 @@ pub fn train_pca_knn(
         &paths,
         request.jobs,
         || FeatureExtractor::new(registry, "mel", &params),
-        |extractor, file| segment_features(extractor, file, options),
+        // Training files have no length limit: they are read one segment at a time.
+        |extractor, file| segment_features(extractor, file, options, f64::INFINITY),
         |file, result| match result {
-            Ok((data, dims)) => {
-                shape = dims;
+            Ok((data, [_, n_features, frames])) => {
+                shape = [n_features, frames];
                 let label = files.iter().find(|(f, _)| f == file).map(|(_, l)| l.clone()).unwrap_or_default();
                 let track = file.strip_prefix(&request.data_dir).unwrap_or(file).to_string_lossy().into_owned();
                 tracks.push((track, label, data));
@@ -99,22 +101,4 @@ pub fn train_pca_knn(
     pca_knn::write_model_folder(&model, &request.out_dir, &spec)
         .map_err(|e| TrainError::Write { dir: request.out_dir.clone(), reason: e.to_string() })?;
     Ok(report)
-}
-
-fn segment_features(
-    extractor: &mut FeatureExtractor,
-    file: &Path,
-    options: SegmentOptions,
-) -> Result<(Vec<f32>, [usize; 2]), PipelineError> {
-    let mut stream = SegmentStream::open(file, extractor.sample_rate(), options)?;
-    let samples = stream.segment_len();
-    let (mut data, mut shape) = (Vec::new(), [0, 0]);
-    while let Some(segment) = stream.next_segment()? {
-        let batch = extractor
-            .extract(&segment.samples, 1, samples)
-            .map_err(|source| PipelineError::Plugin { path: file.to_path_buf(), source })?;
-        shape = [batch.n_features, batch.frames];
-        data.extend_from_slice(&batch.data);
-    }
-    Ok((data, shape))
 }

@@ -42,6 +42,17 @@ def conv_block(c_in: int, c_out: int, pool: tuple[int, int], dropout: float) -> 
     )
 
 
+def conv_front_end(last_pool: tuple[int, int]) -> nn.Sequential:
+    """Report 003's four conv blocks, 32-64-128-128, shared by cnn and cnn-lstm; they differ only
+    in the last block's pooling (cnn-lstm keeps the time axis for its LSTM)."""
+    return nn.Sequential(
+        conv_block(1, 32, (2, 2), 0.1),
+        conv_block(32, 64, (2, 2), 0.1),
+        conv_block(64, 128, (2, 2), 0.2),
+        conv_block(128, 128, last_pool, 0.2),
+    )
+
+
 class GenreModel(nn.Module, ABC):
     embedding_size: int
     description: str
@@ -73,12 +84,7 @@ class CNN(GenreModel):
 
     def __init__(self, n_classes: int):
         super().__init__(n_classes)
-        self.blocks = nn.Sequential(
-            conv_block(1, 32, (2, 2), 0.1),
-            conv_block(32, 64, (2, 2), 0.1),
-            conv_block(64, 128, (2, 2), 0.2),
-            conv_block(128, 128, (2, 2), 0.2),
-        )
+        self.blocks = conv_front_end(last_pool=(2, 2))
         self.dense = nn.Sequential(
             nn.Dropout(0.3),
             nn.Linear(128 * (N_MELS // 16), self.embedding_size),
@@ -131,12 +137,7 @@ class CNNLSTM(GenreModel):
 
     def __init__(self, n_classes: int):
         super().__init__(n_classes)
-        self.blocks = nn.Sequential(
-            conv_block(1, 32, (2, 2), 0.1),
-            conv_block(32, 64, (2, 2), 0.1),
-            conv_block(64, 128, (2, 2), 0.2),
-            conv_block(128, 128, (2, 1), 0.2),
-        )
+        self.blocks = conv_front_end(last_pool=(2, 1))  # keep 16 time steps
         self.lstm = nn.LSTM(128 * (N_MELS // 16), 128, num_layers=2, batch_first=True, dropout=0.2)
         self.dense = nn.Sequential(
             nn.Dropout(0.3),

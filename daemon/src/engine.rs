@@ -1,29 +1,238 @@
-//! The engine: what the daemon holds while it runs, shared by every request.
-//! Transports (gRPC today) call into it; it knows nothing about them.
+//! The engine: what the daemon holds while it runs, shared by every request. Transports
+//! (gRPC today) call into it; it knows nothing about them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::offline::plugins::{self, PluginListing};
-use crate::plugin_host::{PluginRegistry, SearchPath};
+use crate::config::Settings;
+use crate::library::scan::ScanError;
+use crate::library::watch::LibraryWatcher;
+use crate::library::{ModelVersion, Scanner, Store, StoreError, TrackFilter, TrackRecord};
+use crate::models::ModelCatalog;
+use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
+use crate::pipeline::analysis::Analysis;
+use crate::pipeline::AudioInput;
+use crate::plugin_host::{PluginError, PluginKind, PluginRegistry, SearchPath};
+use crate::workers::{Priority, WorkError, WorkerPool};
+
+/// Every way an engine call can fail; `grpc::status` maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    OutsideRoots(ScanError),
+    #[error(transparent)]
+    Analysis(#[from] WorkError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("starting the worker pool: {0}")]
+    Plugin(#[from] PluginError),
+}
+
+impl From<ScanError> for EngineError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::Store(error) => EngineError::Store(error),
+            outside @ ScanError::OutsideRoots { .. } => EngineError::OutsideRoots(outside),
+        }
+    }
+}
 
 pub struct Engine {
+    settings: Settings,
     search_path: SearchPath,
-    registry: PluginRegistry,
+    registry: Arc<PluginRegistry>,
+    catalog: Arc<ModelCatalog>,
+    pool: Arc<WorkerPool>,
+    scanner: Arc<Scanner>,
+    watcher: std::sync::Mutex<Option<LibraryWatcher>>,
 }
 
 impl Engine {
-    /// Discover plugins on the standard search path plus `plugin_paths`.
-    pub fn start(plugin_paths: &[PathBuf]) -> Self {
-        let search_path = SearchPath::standard(plugin_paths);
-        let registry = PluginRegistry::discover(&search_path);
-        Engine { search_path, registry }
+    /// Load plugins and models, open the library, start the workers. Nothing is scanned
+    /// or watched until [`Engine::follow_library`].
+    pub fn start(settings: Settings) -> Result<Self, EngineError> {
+        let search_path = SearchPath::standard(&settings.plugins.paths);
+        let registry = Arc::new(PluginRegistry::discover(&search_path));
+        let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
+        let threads = settings.worker_threads();
+        let pool = Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
+        let store = Arc::new(Store::open(&settings.database_path())?);
+        let versions = model_versions(&catalog, &registry);
+        let scanner = Arc::new(Scanner::new(
+            store,
+            pool.clone(),
+            versions,
+            settings.library.roots.clone(),
+            settings.library.extensions.clone(),
+        ));
+        tracing::info!(workers = threads, database = %settings.database_path().display(), "engine started");
+        Ok(Engine { settings, search_path, registry, catalog, pool, scanner, watcher: Default::default() })
+    }
+
+    /// Catch up with whatever changed while the daemon was down, then follow the roots.
+    pub fn follow_library(self: &Arc<Self>) {
+        let library = &self.settings.library;
+        if library.roots.is_empty() {
+            return;
+        }
+        if library.watch {
+            let debounce = std::time::Duration::from_millis(library.debounce_ms);
+            let settle = std::time::Duration::from_millis(library.settle_ms);
+            match LibraryWatcher::start(self.scanner.clone(), debounce, settle) {
+                Ok(watcher) => *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher),
+                Err(error) => tracing::warn!("cannot watch the library ({error}); changes are seen by scans only"),
+            }
+        }
+        let scanner = self.scanner.clone();
+        tokio::spawn(async move {
+            let (progress, _keep_alive) = tokio::sync::watch::channel(Default::default());
+            if let Err(error) = scanner.scan(Vec::new(), false, progress).await {
+                tracing::error!("catching up with the library: {error}");
+            }
+        });
+    }
+
+    /// Stop watching and scanning; analyses in flight finish and are stored.
+    pub async fn shutdown(&self) {
+        self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.scanner.stop();
+        self.scanner.idle().await;
+        if let Err(error) = self.scanner.store().checkpoint() {
+            tracing::warn!("{error}");
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn registry(&self) -> &PluginRegistry {
         &self.registry
     }
 
-    pub fn plugins(&self) -> PluginListing {
-        plugins::list(&self.registry, &self.search_path)
+    pub fn scanner(&self) -> &Arc<Scanner> {
+        &self.scanner
     }
+
+    pub fn store(&self) -> &Store {
+        self.scanner.store()
+    }
+
+    pub fn model_names(&self) -> Vec<String> {
+        self.catalog.models.iter().map(|m| m.name().to_string()).collect()
+    }
+
+    /// Plugin libraries and model folders, loaded and refused.
+    pub fn plugins(&self) -> PluginListing {
+        let mut listing = plugins::list(&self.registry, &self.search_path);
+        for spec in &self.catalog.models {
+            listing.plugins.push(PluginEntry {
+                name: spec.name().to_string(),
+                kind: PluginKind::Classifier,
+                version: spec.folder.manifest.version.clone(),
+                abi_major: 0,
+                abi_minor: 0,
+                file: spec.folder.dir.display().to_string(),
+                metadata: spec.info.clone(),
+            });
+        }
+        for (dir, reason) in &self.catalog.refused {
+            listing.refused.push(RefusedEntry { file: dir.display().to_string(), reason: reason.clone() });
+        }
+        listing
+    }
+
+    /// Classify audio; nothing is stored. `models` empty means every model.
+    pub async fn classify(&self, input: AudioInput, models: &[String]) -> Result<Analysis, EngineError> {
+        if let AudioInput::File(path) = &input {
+            if !path.is_file() {
+                return Err(EngineError::NotFound(format!("{}: no such file", path.display())));
+            }
+        }
+        let models = self.check_models(models)?;
+        Ok(self.pool.analyze(input, models, Priority::Interactive).await?)
+    }
+
+    /// Unknown model names are an error; `None` means all.
+    pub fn check_models(&self, models: &[String]) -> Result<Option<Vec<String>>, EngineError> {
+        let known = self.model_names();
+        if let Some(unknown) = models.iter().find(|m| !known.contains(m)) {
+            return Err(EngineError::NotFound(format!(
+                "no model named '{unknown}' is loaded (loaded: {})",
+                known.join(", ")
+            )));
+        }
+        Ok((!models.is_empty()).then(|| models.to_vec()))
+    }
+
+    /// A library path the daemon may read, resolved; anything outside the roots is refused.
+    pub fn library_path(&self, path: &Path) -> Result<PathBuf, EngineError> {
+        if !path.is_absolute() {
+            return Err(EngineError::InvalidArgument(format!("{}: paths must be absolute", path.display())));
+        }
+        Ok(self.scanner.resolve(path)?)
+    }
+
+    pub async fn track(&self, id: Option<i64>, path: Option<&Path>) -> Result<TrackRecord, EngineError> {
+        let store = self.scanner.store().clone();
+        let key = path.map(|p| p.display().to_string());
+        let found = tokio::task::spawn_blocking(move || match (id, key) {
+            (Some(id), _) => store.track(id),
+            (None, Some(path)) => store.track_by_path(&path),
+            (None, None) => Ok(None),
+        })
+        .await
+        .map_err(|e| EngineError::InvalidArgument(e.to_string()))??;
+        found.ok_or_else(|| {
+            EngineError::NotFound(match (id, path) {
+                (Some(id), _) => format!("no track with id {id}"),
+                (None, Some(path)) => format!("no track at {}", path.display()),
+                (None, None) => "no track given".into(),
+            })
+        })
+    }
+
+    pub async fn list_tracks(
+        &self,
+        filter: TrackFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<TrackRecord>, u64), EngineError> {
+        let store = self.scanner.store().clone();
+        tokio::task::spawn_blocking(move || store.list(&filter, after, limit))
+            .await
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+}
+
+/// Each model's version as stored with its predictions: the manifest version and the model
+/// file's digest; and its feature plugin, that plugin's version and its parameters.
+fn model_versions(catalog: &ModelCatalog, registry: &PluginRegistry) -> Vec<ModelVersion> {
+    catalog
+        .models
+        .iter()
+        .map(|spec| {
+            let manifest = &spec.folder.manifest;
+            let plugin_version = registry
+                .get(PluginKind::Feature, &manifest.features.plugin)
+                .map(|p| p.version.clone())
+                .unwrap_or_default();
+            ModelVersion {
+                model: manifest.name.clone(),
+                model_version: format!("{}+{}", manifest.version, &manifest.model.sha256[..12.min(manifest.model.sha256.len())]),
+                feature_version: format!(
+                    "{}-{} {} segment_seconds={}",
+                    manifest.features.plugin,
+                    plugin_version,
+                    spec.folder.feature_params(),
+                    manifest.features.segment_seconds
+                ),
+            }
+        })
+        .collect()
 }

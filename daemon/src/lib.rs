@@ -5,10 +5,14 @@
 //! [`pipeline`] (decode → resample → segment → features, via plugins from
 //! [`plugin_host`]) and out through [`offline`] commands.
 
+pub mod config;
 pub mod engine;
 pub mod grpc;
+pub mod library;
 pub mod models;
 pub mod npy;
 pub mod offline;
 pub mod pipeline;
 pub mod plugin_host;
+pub mod serve;
+pub mod workers;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use timbre_daemon::config::{Flags, Settings};
 use timbre_daemon::models::{ModelCatalog, ModelOptions};
 use timbre_daemon::offline::{analyze, eval, features, plugins, train};
 use timbre_daemon::pipeline::SegmentOptions;
@@ -38,9 +39,9 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     onnxruntime: Option<PathBuf>,
 
-    /// Where ONNX models run: auto (CUDA when its provider loads, else CPU), cpu or cuda.
-    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
-    execution_provider: String,
+    /// Where ONNX models run: auto (CUDA when its provider loads, else CPU), cpu or cuda [default: auto].
+    #[arg(long, global = true, value_parser = ["auto", "cpu", "cuda"])]
+    execution_provider: Option<String>,
 
     /// Log more (-v: info, -vv: debug). TIMBRE_LOG=<filter> overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -148,16 +149,28 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Run the daemon: serve the timbre.v1 gRPC API, grpc.health.v1 and reflection.
+    /// Run the daemon: keep the library analysed and serve the timbre.v1 gRPC API,
+    /// grpc.health.v1 and reflection.
     ///
-    /// Stops on SIGINT or SIGTERM after finishing the calls in flight.
+    /// At start-up it catches up with whatever changed under the library roots while it was
+    /// down, then watches them. Settings come from the configuration layers (see `timbred
+    /// config --help`); the flags below are the strongest layer. Stops on SIGINT or SIGTERM
+    /// after finishing the calls and analyses in flight.
+    ///
+    /// Example: timbred serve --root ~/Music
     Serve {
-        /// Address to listen on. Loopback by default: expose it to a network deliberately.
-        #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// On shutdown, how long in-flight calls may take before the daemon exits anyway.
-        #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-        shutdown_grace: f64,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Print the effective configuration of `timbred serve` and where each value came from.
+    ///
+    /// Layers, later ones win: built-in defaults < /etc/timbre/timbre.toml <
+    /// $XDG_CONFIG_HOME/timbre/timbre.toml < --config FILE < TIMBRE_<SECTION>__<KEY>
+    /// environment variables (e.g. TIMBRE_SERVER__LISTEN=127.0.0.1:6000; lists are
+    /// colon-separated) < flags. A bad value is an error that names the key and its layer.
+    Config {
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// List the plugins found on the search path, and why any library was refused.
     Plugins {
@@ -165,6 +178,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The settings a user reaches for first, as flags of `serve` and `config`.
+#[derive(Debug, clap::Args)]
+struct SettingsArgs {
+    /// Read this configuration file too (after the system and user files).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051]. Loopback unless you mean to serve a network.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// A library folder (repeatable): its audio files are analysed, and it is watched.
+    /// Only files under library roots are ever read.
+    #[arg(long = "root", value_name = "DIR")]
+    roots: Vec<PathBuf>,
+    /// Where the library database lives [default: $XDG_DATA_HOME/timbre].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Analysis threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// On shutdown, how long calls and analyses in flight may take before the daemon exits anyway.
+    #[arg(long, value_name = "SECONDS")]
+    shutdown_grace: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,11 +277,30 @@ fn init_logging(verbose: u8) {
 
 /// Returns whether every input succeeded.
 fn run(cli: Cli) -> anyhow::Result<bool> {
+    match &cli.command {
+        Command::Serve { settings } => {
+            let loaded = load_settings(&cli, settings)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(timbre_daemon::serve::run(loaded.settings))?;
+            // Calls still open after the grace period must not hold the exit.
+            runtime.shutdown_background();
+            return Ok(true);
+        }
+        Command::Config { settings } => {
+            let loaded = load_settings(&cli, settings)?;
+            println!("# timbred serve's effective configuration; each value's layer is in the comment");
+            for (key, value, origin) in loaded.provenance.iter() {
+                println!("{:<48} # {origin}", format!("{key} = {value}"));
+            }
+            return Ok(true);
+        }
+        _ => {}
+    }
     let path = SearchPath::standard(&cli.plugin_path);
     let model_options = ModelOptions {
         paths: cli.model_path.clone(),
         onnxruntime: cli.onnxruntime.clone(),
-        execution_provider: cli.execution_provider.clone(),
+        execution_provider: cli.execution_provider.clone().unwrap_or_else(|| "auto".into()),
         intra_threads: 1,
         only: cli.models.clone(),
     };
@@ -363,14 +419,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        Command::Serve { listen, shutdown_grace } => {
-            anyhow::ensure!(shutdown_grace >= 0.0, "--shutdown-grace must not be negative");
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve(cli.plugin_path, listen, std::time::Duration::from_secs_f64(shutdown_grace)))?;
-            // Connections still open after the grace period must not hold the process.
-            runtime.shutdown_background();
-            Ok(true)
-        }
+        Command::Serve { .. } | Command::Config { .. } => unreachable!("handled above"),
         Command::Plugins { json } => {
             let listing = plugins::list(&registry, &path);
             let catalog = ModelCatalog::discover(&registry, &model_options);
@@ -407,51 +456,37 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     }
 }
 
-async fn serve(
-    plugin_paths: Vec<PathBuf>,
-    listen: std::net::SocketAddr,
-    grace: std::time::Duration,
-) -> anyhow::Result<()> {
-    let engine = std::sync::Arc::new(timbre_daemon::engine::Engine::start(&plugin_paths));
-    let listener = timbre_daemon::grpc::bind(listen).await?;
-    let local = listener.local_addr()?;
-    let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
-    // Tests and supervisors read this line to learn the port when --listen ends in :0.
-    eprintln!("timbred: serving timbre.v1 on {local} (plugins: {plugins})");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(timbre_daemon::grpc::serve(engine, listener, async {
-        let _ = stopped.await;
-    }));
-    tokio::select! {
-        // Before a signal, the server only returns on a transport error.
-        joined = &mut server => return Ok(joined??),
-        _ = shutdown_signal() => {}
+/// The configuration layers, with the command line's settings as the strongest.
+fn load_settings(cli: &Cli, args: &SettingsArgs) -> anyhow::Result<timbre_daemon::config::Loaded> {
+    let mut flags = Flags::default();
+    flags.set_paths("plugins.paths", "--plugin-path", &cli.plugin_path);
+    flags.set_paths("models.paths", "--model-path", &cli.model_path);
+    if !cli.models.is_empty() {
+        let only = cli.models.iter().map(|m| config::Value::new(None, m.as_str())).collect::<Vec<_>>();
+        flags.set("models.only", "--models", only);
     }
-    eprintln!("timbred: shutting down; in-flight calls have {} s to finish", grace.as_secs_f64());
-    let _ = stop.send(());
-    match tokio::time::timeout(grace, server).await {
-        Ok(joined) => joined??,
-        Err(_) => eprintln!("timbred: calls still open after {} s; exiting anyway", grace.as_secs_f64()),
+    if let Some(runtime) = &cli.onnxruntime {
+        flags.set("models.onnxruntime", "--onnxruntime", runtime.display().to_string());
     }
-    eprintln!("timbred: stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return interrupt.await.unwrap_or(()),
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+    if let Some(provider) = &cli.execution_provider {
+        flags.set("models.execution_provider", "--execution-provider", provider.as_str());
     }
-    #[cfg(not(unix))]
-    interrupt.await.unwrap_or(());
+    if let Some(listen) = &args.listen {
+        flags.set("server.listen", "--listen", listen.as_str());
+    }
+    let roots: Vec<PathBuf> = args.roots.iter().map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())).collect();
+    flags.set_paths("library.roots", "--root", &roots);
+    if let Some(dir) = &args.data_dir {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        flags.set("library.data_dir", "--data-dir", dir.display().to_string());
+    }
+    if let Some(workers) = args.workers {
+        flags.set("workers.threads", "--workers", workers as u64);
+    }
+    if let Some(grace) = args.shutdown_grace {
+        flags.set("server.shutdown_grace_s", "--shutdown-grace", grace);
+    }
+    Ok(Settings::load(args.config.as_deref(), &flags)?)
 }
 
 /// `KEY=VALUE` pairs into a JSON object; values are JSON when they parse, text otherwise.

@@ -2,7 +2,12 @@
 
 use timbre_proto::v1 as pb;
 
+use crate::library::scan::ScanProgress;
+use crate::library::{TrackRecord, TrackState};
 use crate::offline::plugins::PluginListing;
+use crate::pipeline::analysis::Analysis;
+use crate::pipeline::classify::ranked;
+use crate::pipeline::TrackPrediction;
 use crate::plugin_host::PluginKind;
 
 impl From<PluginListing> for pb::ListPluginsResponse {
@@ -35,6 +40,111 @@ impl From<PluginKind> for pb::PluginKind {
         match kind {
             PluginKind::Feature => pb::PluginKind::Feature,
             PluginKind::Classifier => pb::PluginKind::Classifier,
+        }
+    }
+}
+
+pub fn labels(names: &[String], probabilities: &[f32], top_k: usize) -> Vec<pb::Label> {
+    ranked(probabilities, top_k)
+        .into_iter()
+        .map(|i| pb::Label { name: names[i].clone(), probability: probabilities[i] })
+        .collect()
+}
+
+pub fn model_prediction(
+    prediction: &TrackPrediction,
+    duration_s: f64,
+    top_k: usize,
+    with_segments: bool,
+) -> pb::ModelPrediction {
+    let segments = if with_segments {
+        prediction
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, probabilities)| pb::SegmentPrediction {
+                index: i as u32,
+                start_s: i as f64 * prediction.segment_seconds,
+                end_s: prediction.segment_end(i, duration_s),
+                labels: labels(&prediction.labels, probabilities, top_k),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    pb::ModelPrediction {
+        model: prediction.model.clone(),
+        labels: labels(&prediction.labels, &prediction.probabilities, top_k),
+        segments,
+    }
+}
+
+/// `requested` orders the models; when empty they are sorted by name.
+pub fn classify_response(
+    analysis: &Analysis,
+    path: String,
+    requested: &[String],
+    top_k: usize,
+    with_segments: bool,
+) -> pb::ClassifyResponse {
+    let mut predictions: Vec<&TrackPrediction> = analysis.predictions.iter().collect();
+    if requested.is_empty() {
+        predictions.sort_by(|a, b| a.model.cmp(&b.model));
+    } else {
+        predictions.sort_by_key(|p| requested.iter().position(|r| *r == p.model));
+    }
+    pb::ClassifyResponse {
+        path,
+        duration_s: analysis.duration_s,
+        predictions: predictions
+            .into_iter()
+            .map(|p| model_prediction(p, analysis.duration_s, top_k, with_segments))
+            .collect(),
+    }
+}
+
+pub fn track(record: TrackRecord) -> pb::Track {
+    pb::Track {
+        id: record.id as u64,
+        path: record.path,
+        size_bytes: record.stat.size,
+        mtime_unix: record.stat.mtime_ns.div_euclid(1_000_000_000),
+        content_hash: record.content_hash,
+        tags: Some(pb::TrackTags {
+            title: record.tags.title,
+            artist: record.tags.artist,
+            album: record.tags.album,
+            genre: record.tags.genre,
+        }),
+        duration_s: record.duration_s,
+        state: match record.state {
+            TrackState::Pending => pb::AnalysisState::Pending,
+            TrackState::Analysed => pb::AnalysisState::Analysed,
+            TrackState::Failed => pb::AnalysisState::Failed,
+        } as i32,
+        error: record.error,
+        predictions: record
+            .predictions
+            .iter()
+            .map(|p| pb::ModelPrediction {
+                model: p.version.model.clone(),
+                labels: labels(&p.labels, &p.probabilities, 0),
+                segments: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+impl From<ScanProgress> for pb::ScanProgress {
+    fn from(p: ScanProgress) -> Self {
+        pb::ScanProgress {
+            done: p.done,
+            total: p.total,
+            failed: p.failed,
+            current_path: p.current,
+            rate_per_s: p.rate_per_s,
+            eta_s: p.eta_s,
+            finished: p.finished,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod convert;
 mod service;
+mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    let max_request = (engine.settings().server.max_request_mib as usize).saturating_mul(1 << 20);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<TimbreServer<TimbreService>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -40,7 +42,9 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(TimbreServer::new(TimbreService::new(engine)))
+        .add_service(
+            TimbreServer::new(TimbreService::new(engine)).max_decoding_message_size(max_request).max_encoding_message_size(64 << 20),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

@@ -1,13 +1,23 @@
 //! `timbre.v1.Timbre`: each handler validates, converts, makes one engine call, converts back.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use timbre_proto::v1 as pb;
 use timbre_proto::v1::timbre_server::Timbre;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::Engine;
+use super::convert;
+use crate::engine::{Engine, EngineError};
+use crate::library::TrackFilter;
+use crate::pipeline::decode::downmix;
+use crate::pipeline::AudioInput;
+
+/// Tracks per `ListTracks` page when the client does not say, and at most.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
 
 pub struct TimbreService {
     engine: Arc<Engine>,
@@ -29,10 +39,66 @@ fn not_built_yet(rpc: &str, arrives_with: &str) -> Status {
 
 type Stream<T> = ReceiverStream<Result<T, Status>>;
 
+/// Client PCM as mono samples, checked against the contract and the configured length limit.
+pub(super) fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<AudioInput, Status> {
+    if pcm.sample_rate == 0 || pcm.channels == 0 {
+        return Err(Status::invalid_argument(format!("{field}: sample_rate and channels must be non-zero")));
+    }
+    let channels = pcm.channels as usize;
+    if pcm.samples.is_empty() || pcm.samples.len() % channels != 0 {
+        return Err(Status::invalid_argument(format!(
+            "{field}.samples: {} samples is not a non-zero multiple of {channels} channels",
+            pcm.samples.len()
+        )));
+    }
+    let seconds = (pcm.samples.len() / channels) as f64 / pcm.sample_rate as f64;
+    if seconds > max_seconds {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {seconds:.1} s of audio is more than the limit of {max_seconds} s (server.max_audio_seconds)"
+        )));
+    }
+    Ok(AudioInput::Pcm {
+        name: "pcm".into(),
+        samples: downmix(&pcm.samples, channels).into(),
+        sample_rate: pcm.sample_rate,
+    })
+}
+
 #[tonic::async_trait]
 impl Timbre for TimbreService {
-    async fn classify(&self, _: Request<pb::ClassifyRequest>) -> Result<Response<pb::ClassifyResponse>, Status> {
-        Err(not_built_yet("Classify", "the classifier plugins"))
+    async fn classify(&self, request: Request<pb::ClassifyRequest>) -> Result<Response<pb::ClassifyResponse>, Status> {
+        let request = request.into_inner();
+        let max_seconds = self.engine.settings().server.max_audio_seconds;
+        let (input, path) = match request.source {
+            None => return Err(Status::invalid_argument("source: one of path, encoded or pcm is required")),
+            Some(pb::classify_request::Source::Path(path)) => {
+                let resolved = self.engine.library_path(&PathBuf::from(&path))?;
+                (AudioInput::File(resolved), path)
+            }
+            Some(pb::classify_request::Source::Encoded(bytes)) => {
+                if bytes.is_empty() {
+                    return Err(Status::invalid_argument("encoded: the uploaded file is empty"));
+                }
+                let name = if request.filename_hint.is_empty() { "upload".into() } else { request.filename_hint };
+                (AudioInput::Encoded { name, bytes: bytes.into() }, String::new())
+            }
+            Some(pb::classify_request::Source::Pcm(pcm)) => (pcm_input(pcm, "pcm", max_seconds)?, String::new()),
+        };
+        let analysis = self.engine.classify(input, &request.models).await?;
+        if analysis.duration_s > max_seconds {
+            return Err(EngineError::InvalidArgument(format!(
+                "{:.1} s of audio is more than the limit of {max_seconds} s (server.max_audio_seconds)",
+                analysis.duration_s
+            ))
+            .into());
+        }
+        Ok(Response::new(convert::classify_response(
+            &analysis,
+            path,
+            &request.models,
+            request.top_k as usize,
+            request.include_segments,
+        )))
     }
 
     type ClassifyStreamStream = Stream<pb::ClassifyResponse>;
@@ -41,7 +107,7 @@ impl Timbre for TimbreService {
         &self,
         _: Request<Streaming<pb::AudioChunk>>,
     ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
-        Err(not_built_yet("ClassifyStream", "the classifier plugins"))
+        Err(not_built_yet("ClassifyStream", "live capture"))
     }
 
     async fn recommend(&self, _: Request<pb::RecommendRequest>) -> Result<Response<pb::RecommendResponse>, Status> {
@@ -54,16 +120,77 @@ impl Timbre for TimbreService {
 
     type ScanStream = Stream<pb::ScanProgress>;
 
-    async fn scan(&self, _: Request<pb::ScanRequest>) -> Result<Response<Self::ScanStream>, Status> {
-        Err(not_built_yet("Scan", "the library store"))
+    async fn scan(&self, request: Request<pb::ScanRequest>) -> Result<Response<Self::ScanStream>, Status> {
+        let request = request.into_inner();
+        let scanner = self.engine.scanner().clone();
+        if scanner.roots().is_empty() && request.roots.is_empty() {
+            return Err(Status::failed_precondition(
+                "no library roots are configured: start timbred with --root DIR or set library.roots",
+            ));
+        }
+        let roots = request
+            .roots
+            .iter()
+            .map(|r| self.engine.library_path(&PathBuf::from(r)))
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let (progress, mut updates) = tokio::sync::watch::channel(Default::default());
+        let (out, stream) = mpsc::channel(16);
+        let scan = tokio::spawn(async move { scanner.scan_resolved(roots, request.full, progress).await });
+        tokio::spawn(async move {
+            // Forward each new state; when the client goes away, `updates` is dropped with this
+            // task, and the scan sees no receiver left and stops.
+            while updates.changed().await.is_ok() {
+                let state = updates.borrow_and_update().clone();
+                let finished = state.finished;
+                if out.send(Ok(state.into())).await.is_err() || finished {
+                    break;
+                }
+            }
+            drop(updates);
+            if let Ok(Err(error)) = scan.await {
+                let _ = out.send(Err(EngineError::from(error).into())).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
     }
 
-    async fn get_track(&self, _: Request<pb::GetTrackRequest>) -> Result<Response<pb::Track>, Status> {
-        Err(not_built_yet("GetTrack", "the library store"))
+    async fn get_track(&self, request: Request<pb::GetTrackRequest>) -> Result<Response<pb::Track>, Status> {
+        let track = match request.into_inner().track {
+            Some(pb::get_track_request::Track::TrackId(id)) => self.engine.track(Some(id as i64), None).await?,
+            Some(pb::get_track_request::Track::Path(path)) => {
+                self.engine.track(None, Some(&PathBuf::from(path))).await?
+            }
+            None => return Err(Status::invalid_argument("track: one of track_id or path is required")),
+        };
+        Ok(Response::new(convert::track(track)))
     }
 
-    async fn list_tracks(&self, _: Request<pb::ListTracksRequest>) -> Result<Response<pb::ListTracksResponse>, Status> {
-        Err(not_built_yet("ListTracks", "the library store"))
+    async fn list_tracks(
+        &self,
+        request: Request<pb::ListTracksRequest>,
+    ) -> Result<Response<pb::ListTracksResponse>, Status> {
+        let request = request.into_inner();
+        let after: i64 = if request.page_token.is_empty() {
+            0
+        } else {
+            request.page_token.parse().map_err(|_| {
+                Status::invalid_argument(format!("page_token: '{}' is not a token this server issued", request.page_token))
+            })?
+        };
+        let limit = match request.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let text = |s: String| (!s.is_empty()).then_some(s);
+        let filter = TrackFilter { genre: text(request.genre), model: text(request.model), label: text(request.label) };
+        let (tracks, total) = self.engine.list_tracks(filter, after, limit).await?;
+        let next_page_token =
+            if tracks.len() == limit { tracks.last().map(|t| t.id.to_string()).unwrap_or_default() } else { String::new() };
+        Ok(Response::new(pb::ListTracksResponse {
+            tracks: tracks.into_iter().map(convert::track).collect(),
+            next_page_token,
+            total,
+        }))
     }
 
     async fn list_plugins(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::analyze::Analyzer;
+use crate::pipeline::analysis::Analyzer;
 use super::metrics::{argmax, ClassScores, Confusion};
 use crate::models::ModelCatalog;
 use crate::pipeline::{SegmentOptions, TrackPrediction};

@@ -28,6 +28,21 @@ pub struct TrackPrediction {
     pub embedding: Vec<f32>,
 }
 
+impl TrackPrediction {
+    /// End of segment `index` (exclusive): the last one ends with the audio.
+    pub fn segment_end(&self, index: usize, duration_s: f64) -> f64 {
+        ((index + 1) as f64 * self.segment_seconds).min(duration_s)
+    }
+}
+
+/// Indices of the `k` highest probabilities, highest first (all of them when `k` is 0).
+pub fn ranked(probabilities: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+    order.truncate(if k == 0 { probabilities.len() } else { k });
+    order
+}
+
 impl Classifier {
     pub fn new(spec: &ModelSpec, registry: &PluginRegistry) -> Result<Self, PluginError> {
         let manifest = &spec.folder.manifest;

@@ -85,9 +85,9 @@ impl Decoder {
     }
 
     /// Decode from memory (an uploaded file); `name` is used in errors and as a format hint.
-    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, DecodeError> {
+    pub fn from_bytes(name: &str, bytes: impl AsRef<[u8]> + Send + Sync + 'static) -> Result<Self, DecodeError> {
         let path = PathBuf::from(name);
-        if bytes.is_empty() {
+        if bytes.as_ref().is_empty() {
             return Err(DecodeError { path, kind: DecodeErrorKind::Empty });
         }
         let mut hint = Hint::new();
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn empty_input_is_named_as_empty() {
-        let error = Decoder::from_bytes("empty.wav", Vec::new()).err().expect("empty input must not decode");
+        let error = Decoder::from_bytes("empty.wav", Vec::<u8>::new()).err().expect("empty input must not decode");
         assert_eq!(error.to_string(), "empty.wav: the file is empty");
     }
 }

@@ -4,9 +4,11 @@
 //! [`SegmentStream`] joins the first three so a track is read in segments and memory
 //! stays flat however long the file is.
 
+pub mod analysis;
 pub mod classify;
 pub mod decode;
 pub mod features;
+pub mod input;
 pub mod resample;
 pub mod segment;
 
@@ -15,6 +17,7 @@ use std::path::Path;
 pub use classify::{Classifier, TrackPrediction};
 pub use decode::{DecodeError, DecodeErrorKind, Decoder, SourceInfo};
 pub use features::{FeatureBatch, FeatureExtractor};
+pub use input::{AudioInput, BlockReader};
 pub use resample::{ResampleError, Resampler};
 pub use segment::{Segment, Segmenter};
 
@@ -47,7 +50,7 @@ impl Default for SegmentOptions {
 
 /// A track read as fixed-length mono segments at a target sample rate.
 pub struct SegmentStream {
-    decoder: Decoder,
+    decoder: BlockReader,
     resampler: Option<Resampler>,
     segmenter: Segmenter,
     target_rate: u32,
@@ -58,10 +61,14 @@ pub struct SegmentStream {
 
 impl SegmentStream {
     pub fn open(path: &Path, target_rate: u32, options: SegmentOptions) -> Result<Self, PipelineError> {
-        Ok(Self::new(Decoder::open(path)?, target_rate, options))
+        Ok(Self::new(BlockReader::Decoder(Decoder::open(path)?), target_rate, options))
     }
 
-    pub fn new(decoder: Decoder, target_rate: u32, options: SegmentOptions) -> Self {
+    pub fn open_input(input: &AudioInput, target_rate: u32, options: SegmentOptions) -> Result<Self, PipelineError> {
+        Ok(Self::new(BlockReader::open(input)?, target_rate, options))
+    }
+
+    pub fn new(decoder: BlockReader, target_rate: u32, options: SegmentOptions) -> Self {
         let len = ((options.seconds * target_rate as f64).round() as usize).max(1);
         SegmentStream {
             decoder,

@@ -1,0 +1,268 @@
+//! The daemon's configuration, layered with the `config` crate. Later layers win:
+//!
+//! built-in defaults < `/etc/timbre/timbre.toml` < `$XDG_CONFIG_HOME/timbre/timbre.toml`
+//! < `--config FILE` < `TIMBRE_<SECTION>__<KEY>` environment variables < command-line flags.
+//!
+//! Every value remembers the layer it came from ([`Provenance`]), so `timbred config` can
+//! print it and a bad value is reported with its key and the file that set it.
+
+mod layers;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use layers::{Flags, Provenance};
+
+
+/// Everything `timbred serve` reads from its configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub library: LibrarySettings,
+    pub workers: WorkerSettings,
+    pub models: ModelSettings,
+    pub plugins: PluginSettings,
+    /// Live sources (sound cards, network streams), each a `[[live]]` table.
+    pub live: Vec<serde_json::Value>, // MERGE: Vec<crate::sources::LiveSourceConfig>
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// gRPC address. Loopback unless you mean to serve the network.
+    pub listen: String,
+    /// Largest gRPC request accepted (uploaded files, PCM), in MiB.
+    pub max_request_mib: u64,
+    /// Longest audio accepted in one `Classify` request, in seconds.
+    pub max_audio_seconds: f64,
+    /// On shutdown, how long in-flight calls may take before the daemon exits anyway, in seconds.
+    pub shutdown_grace_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LibrarySettings {
+    /// Folders whose audio files make up the library. Only files under them are read.
+    pub roots: Vec<PathBuf>,
+    /// Where the library database (and later the vector index) lives.
+    pub data_dir: PathBuf,
+    /// Follow changes under the roots as they happen (otherwise only scans see them).
+    pub watch: bool,
+    /// Quiet time after a change before it is picked up, in milliseconds.
+    pub debounce_ms: u64,
+    /// A new file is analysed once its size has not changed for this long (it may still be
+    /// being copied in), in milliseconds.
+    pub settle_ms: u64,
+    /// File extensions treated as audio (lower case, no dot).
+    pub extensions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Analysis threads; 0 means one per core.
+    pub threads: usize,
+    /// Jobs that may wait for a worker before submitters are made to wait.
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// Extra folders holding model folders, searched after TIMBRE_MODEL_PATH and before the
+    /// shipped models.
+    pub paths: Vec<PathBuf>,
+    /// Use only these models, by name; empty: every model found.
+    pub only: Vec<String>,
+    /// `libonnxruntime.so`; empty: ORT_DYLIB_PATH, then the project's `.onnxruntime/`.
+    pub onnxruntime: String,
+    /// Where ONNX models run: "auto", "cpu" or "cuda".
+    pub execution_provider: String,
+    /// Threads inside one ONNX Runtime call (workers already run in parallel).
+    pub intra_threads: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// Extra plugin files or directories, searched after TIMBRE_PLUGIN_PATH.
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::default(),
+            library: LibrarySettings::default(),
+            workers: WorkerSettings::default(),
+            models: ModelSettings::default(),
+            plugins: PluginSettings::default(),
+            live: Vec::new(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:50051".into(),
+            max_request_mib: 64,
+            max_audio_seconds: 1800.0,
+            shutdown_grace_s: 10.0,
+        }
+    }
+}
+
+impl Default for LibrarySettings {
+    fn default() -> Self {
+        LibrarySettings {
+            roots: Vec::new(),
+            data_dir: default_data_dir(),
+            watch: true,
+            debounce_ms: 1000,
+            settle_ms: 1000,
+            extensions: ["flac", "mp3", "ogg", "oga", "wav", "m4a", "aac", "alac", "mp4"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { threads: 0, queue: 32 }
+    }
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            paths: Vec::new(),
+            only: Vec::new(),
+            onnxruntime: String::new(),
+            execution_provider: "auto".into(),
+            intra_threads: 1,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/timbre`, else `~/.local/share/timbre`.
+fn default_data_dir() -> PathBuf {
+    xdg_dir("XDG_DATA_HOME", ".local/share").join("timbre")
+}
+
+fn xdg_dir(variable: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(variable) {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        _ => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/")).join(fallback),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration file {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("configuration: unknown key `{key}` in {origin}")]
+    UnknownKey { key: String, origin: String },
+    #[error("configuration: {key} = {value} (from {origin}): {reason}")]
+    Invalid { key: String, value: String, origin: String, reason: String },
+}
+
+/// The effective settings and where each value came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub provenance: Provenance,
+}
+
+impl Settings {
+    /// Load every layer; `config_file` is `--config`, which must exist when given.
+    pub fn load(config_file: Option<&Path>, flags: &Flags) -> Result<Loaded, ConfigError> {
+        let files = [
+            (PathBuf::from("/etc/timbre/timbre.toml"), false),
+            (xdg_dir("XDG_CONFIG_HOME", ".config").join("timbre/timbre.toml"), false),
+        ];
+        let mut files: Vec<(PathBuf, bool)> = files.into();
+        if let Some(file) = config_file {
+            files.push((file.to_path_buf(), true));
+        }
+        let (settings, provenance) = layers::load(&Settings::default(), &files, flags)?;
+        let loaded = Loaded { settings, provenance };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.server.listen.parse().expect("validated at load")
+    }
+
+    /// Worker threads, with 0 resolved to the number of cores.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers.threads {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        }
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.library.data_dir.join("library.sqlite3")
+    }
+
+    pub fn model_options(&self) -> crate::models::ModelOptions {
+        crate::models::ModelOptions {
+            paths: self.models.paths.clone(),
+            onnxruntime: (!self.models.onnxruntime.is_empty()).then(|| PathBuf::from(&self.models.onnxruntime)),
+            execution_provider: self.models.execution_provider.clone(),
+            intra_threads: self.models.intra_threads.max(1),
+            only: self.models.only.clone(),
+        }
+    }
+}
+
+impl Loaded {
+    /// Checks a type alone cannot make; each error names the key and the layer that set it.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.settings;
+        let invalid = |key: &str, value: &dyn std::fmt::Debug, reason: &str| ConfigError::Invalid {
+            key: key.into(),
+            value: format!("{value:?}"),
+            origin: self.provenance.origin(key),
+            reason: reason.into(),
+        };
+        if s.server.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid("server.listen", &s.server.listen, "expected an address like 127.0.0.1:50051"));
+        }
+        if s.server.max_request_mib == 0 {
+            return Err(invalid("server.max_request_mib", &0, "must be at least 1"));
+        }
+        if !(s.server.max_audio_seconds > 0.0) {
+            return Err(invalid("server.max_audio_seconds", &s.server.max_audio_seconds, "must be positive"));
+        }
+        if !(s.server.shutdown_grace_s >= 0.0) {
+            return Err(invalid("server.shutdown_grace_s", &s.server.shutdown_grace_s, "must not be negative"));
+        }
+        if s.workers.queue == 0 {
+            return Err(invalid("workers.queue", &0, "must be at least 1"));
+        }
+        if !["auto", "cpu", "cuda"].contains(&s.models.execution_provider.as_str()) {
+            return Err(invalid("models.execution_provider", &s.models.execution_provider, "expected auto, cpu or cuda"));
+        }
+        for root in &s.library.roots {
+            if !root.is_absolute() {
+                return Err(invalid("library.roots", root, "library roots must be absolute paths"));
+            }
+            if !root.is_dir() {
+                return Err(invalid("library.roots", root, "not a directory"));
+            }
+        }
+        if !s.library.data_dir.is_absolute() {
+            return Err(invalid("library.data_dir", &s.library.data_dir, "must be an absolute path"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The library: the audio files under the configured roots and what timbre knows about
+//! them. [`store`] keeps it (SQLite), [`scan`] brings it up to date with the disk, [`watch`]
+//! follows changes as they happen.
+
+pub mod scan;
+mod schema;
+pub mod store;
+pub mod tags;
+pub mod watch;
+
+pub use scan::{ScanProgress, Scanner};
+pub use store::{FileStat, ModelVersion, Store, StoreError, StoredPrediction, Tags, TrackFilter, TrackRecord, TrackState};

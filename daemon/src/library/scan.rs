@@ -1,0 +1,422 @@
+//! Bringing the library up to date with the disk.
+//!
+//! For each audio file under the scanned paths: unchanged (size and mtime, else the content
+//! digest) and analysed by the current model versions → skipped; a model whose version
+//! changed → re-analysed with that model only; a new path whose digest belongs to a track
+//! whose file is gone → a move, which keeps the track and its analysis; a copy of an
+//! analysed file → the analysis is copied. Tracks whose files are gone are removed.
+//!
+//! Each track's result is stored as soon as it is known, so a scan interrupted by a crash
+//! resumes where it stopped: the next scan skips everything already stored.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::store::{FileStat, ModelVersion, Store, StoreError, StoredPrediction, TrackRecord, TrackState};
+use super::tags;
+use crate::pipeline::analysis::Analysis;
+use crate::pipeline::AudioInput;
+use crate::workers::{Priority, WorkerPool};
+
+/// Progress of a scan, as `Scan` streams it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanProgress {
+    /// Files handled, skipped and failed ones included.
+    pub done: u64,
+    /// Files found.
+    pub total: u64,
+    pub failed: u64,
+    /// Files actually analysed (not skipped, moved or copied).
+    pub analysed: u64,
+    pub current: String,
+    pub rate_per_s: f64,
+    pub eta_s: f64,
+    pub finished: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{}: not under a library root ({roots}); timbred reads only files under its library roots", path.display())]
+    OutsideRoots { path: PathBuf, roots: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a file needs.
+enum Plan {
+    /// Nothing: stored and current, or failed before and unchanged.
+    Skip,
+    /// Analyse track `id` with these models (all when `None`).
+    Analyse { id: i64, models: Option<Vec<String>> },
+    /// The file could not be read; stored as failed.
+    Failed,
+}
+
+pub struct Scanner {
+    store: Arc<Store>,
+    pool: Arc<WorkerPool>,
+    /// The loaded models' current versions.
+    versions: Vec<ModelVersion>,
+    roots: Vec<PathBuf>,
+    extensions: Vec<String>,
+    /// One scan at a time: two scans of one file would race on its row.
+    running: tokio::sync::Mutex<()>,
+    /// Set at shutdown: no new files are started, analyses in flight are finished and stored.
+    stopping: AtomicBool,
+}
+
+impl Scanner {
+    pub fn new(
+        store: Arc<Store>,
+        pool: Arc<WorkerPool>,
+        versions: Vec<ModelVersion>,
+        roots: Vec<PathBuf>,
+        extensions: Vec<String>,
+    ) -> Self {
+        let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
+        let extensions = extensions.iter().map(|e| e.to_ascii_lowercase()).collect();
+        Scanner { store, pool, versions, roots, extensions, running: Default::default(), stopping: AtomicBool::new(false) }
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Returns once no scan is running (after [`Scanner::stop`], once in-flight analyses are stored).
+    pub async fn idle(&self) {
+        let _ = self.running.lock().await;
+    }
+
+    /// `path` made absolute and free of `..` and symlinks, if it lies under a library root.
+    pub fn resolve(&self, path: &Path) -> Result<PathBuf, ScanError> {
+        let outside = || ScanError::OutsideRoots {
+            path: path.to_path_buf(),
+            roots: if self.roots.is_empty() {
+                "none are configured".into()
+            } else {
+                self.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+            },
+        };
+        // A path that no longer exists (a deleted file) is resolved through its parent.
+        let resolved = match path.canonicalize() {
+            Ok(p) => p,
+            Err(_) => match (path.parent().and_then(|p| p.canonicalize().ok()), path.file_name()) {
+                (Some(parent), Some(name)) => parent.join(name),
+                _ => return Err(outside()),
+            },
+        };
+        if self.roots.iter().any(|root| resolved.starts_with(root)) {
+            Ok(resolved)
+        } else {
+            Err(outside())
+        }
+    }
+
+    pub fn is_audio(&self, path: &Path) -> bool {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| self.extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    }
+
+    /// Scan `paths` (files or folders; every root when empty), re-analysing everything when
+    /// `full`. Progress goes to `progress`; when every receiver is gone the scan stops early.
+    pub async fn scan(
+        self: &Arc<Self>,
+        paths: Vec<PathBuf>,
+        full: bool,
+        progress: watch::Sender<ScanProgress>,
+    ) -> Result<ScanProgress, ScanError> {
+        let paths = if paths.is_empty() {
+            self.roots.clone()
+        } else {
+            paths.iter().map(|p| self.resolve(p)).collect::<Result<Vec<_>, _>>()?
+        };
+        self.scan_resolved(paths, full, progress).await
+    }
+
+    /// [`Scanner::scan`] of paths already known to be absolute and under a root.
+    pub async fn scan_resolved(
+        self: &Arc<Self>,
+        paths: Vec<PathBuf>,
+        full: bool,
+        progress: watch::Sender<ScanProgress>,
+    ) -> Result<ScanProgress, ScanError> {
+        let _one_at_a_time = self.running.lock().await;
+        let started = Instant::now();
+        let mut state = ScanProgress::default();
+        let mut rate = Rate::default();
+
+        let scanner = self.clone();
+        let walk_paths = paths.clone();
+        let files = tokio::task::spawn_blocking(move || scanner.discover(&walk_paths)).await.unwrap_or_default();
+        state.total = files.len() as u64;
+        progress.send_replace(state.clone());
+        tracing::info!(files = files.len(), paths = ?paths, full, "scan started");
+
+        let seen: HashSet<String> = files.iter().map(|f| f.display().to_string()).collect();
+        let mut in_flight: JoinSet<(PathBuf, bool, bool)> = JoinSet::new();
+        let max_in_flight = self.pool.size() * 2;
+        let mut pending = files.into_iter();
+        let mut cancelled = false;
+        loop {
+            while in_flight.len() < max_in_flight && !cancelled {
+                if progress.is_closed() || self.stopping.load(Ordering::SeqCst) {
+                    cancelled = true;
+                    break;
+                }
+                let Some(file) = pending.next() else { break };
+                let scanner = self.clone();
+                in_flight.spawn(async move {
+                    let (failed, analysed) = scanner.process(&file, full).await;
+                    (file, failed, analysed)
+                });
+            }
+            let Some(joined) = in_flight.join_next().await else { break };
+            let Ok((file, failed, analysed)) = joined else { continue };
+            state.done += 1;
+            state.failed += failed as u64;
+            state.analysed += analysed as u64;
+            state.current = file.display().to_string();
+            state.rate_per_s = rate.tick(state.done);
+            state.eta_s = if state.rate_per_s > 0.0 { (state.total - state.done) as f64 / state.rate_per_s } else { 0.0 };
+            progress.send_replace(state.clone());
+        }
+
+        if !cancelled {
+            let scanner = self.clone();
+            let removed = tokio::task::spawn_blocking(move || scanner.remove_missing(&paths, &seen))
+                .await
+                .unwrap_or(Ok(0))?;
+            if removed > 0 {
+                tracing::info!(removed, "tracks whose files are gone were removed");
+            }
+        }
+        state.current.clear();
+        state.eta_s = 0.0;
+        state.finished = true;
+        progress.send_replace(state.clone());
+        tracing::info!(
+            done = state.done,
+            analysed = state.analysed,
+            failed = state.failed,
+            seconds = started.elapsed().as_secs_f64(),
+            cancelled,
+            "scan finished"
+        );
+        Ok(state)
+    }
+
+    /// Audio files at or below `paths`, sorted; symlinks are not followed (they could lead
+    /// outside the library roots).
+    fn discover(&self, paths: &[PathBuf]) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let mut stack: Vec<PathBuf> = paths.to_vec();
+        while let Some(path) = stack.pop() {
+            let Ok(metadata) = std::fs::symlink_metadata(&path) else { continue };
+            if metadata.is_dir() {
+                match std::fs::read_dir(&path) {
+                    Ok(entries) => stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path()))),
+                    Err(error) => tracing::warn!("cannot read folder {}: {error}", path.display()),
+                }
+            } else if metadata.is_file() && self.is_audio(&path) {
+                if path.to_str().is_some() {
+                    files.push(path);
+                } else {
+                    tracing::warn!("skipping {}: its name is not valid UTF-8", path.display());
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// Handle one file; returns (failed, analysed).
+    async fn process(self: Arc<Self>, file: &Path, full: bool) -> (bool, bool) {
+        let scanner = self.clone();
+        let owned = file.to_path_buf();
+        let plan = tokio::task::spawn_blocking(move || scanner.plan(&owned, full)).await;
+        let plan = match plan {
+            Ok(Ok(plan)) => plan,
+            Ok(Err(error)) => {
+                tracing::error!("{}: {error}", file.display());
+                return (true, false);
+            }
+            Err(_) => return (true, false),
+        };
+        let (id, models) = match plan {
+            Plan::Skip => return (false, false),
+            Plan::Failed => return (true, false),
+            Plan::Analyse { id, models } => (id, models),
+        };
+        let result = self.pool.analyze(AudioInput::File(file.to_path_buf()), models, Priority::Background).await;
+        let store = self.store.clone();
+        let versions = self.versions.clone();
+        let failed = result.is_err();
+        let saved = tokio::task::spawn_blocking(move || match result {
+            Ok(analysis) => store.save_analysis(id, analysis.duration_s, &stored_predictions(&analysis, &versions)),
+            Err(error) => {
+                tracing::warn!("{error}");
+                store.save_failure(id, &error.to_string())
+            }
+        })
+        .await;
+        if let Ok(Err(error)) = saved {
+            tracing::error!("{}: {error}", file.display());
+        }
+        (failed, !failed)
+    }
+
+    fn plan(&self, file: &Path, full: bool) -> Result<Plan, StoreError> {
+        let Ok(metadata) = std::fs::metadata(file) else { return Ok(Plan::Skip) }; // gone meanwhile
+        let stat = FileStat::of(&metadata);
+        let path = file.to_str().expect("discover keeps UTF-8 paths only");
+        if let Some(track) = self.store.track_by_path(path)? {
+            if track.stat == stat {
+                return Ok(self.plan_for(&track, full));
+            }
+            let hash = match timbre_model_manifest::sha256_file(file) {
+                Ok(hash) => hash,
+                Err(error) => {
+                    self.store.save_failure(track.id, &format!("{path}: cannot read it: {error}"))?;
+                    return Ok(Plan::Failed);
+                }
+            };
+            if hash == track.content_hash {
+                self.store.update_stat(track.id, stat)?;
+                return Ok(self.plan_for(&track, full));
+            }
+            self.store.replace_content(track.id, stat, &hash, &tags::read(file))?;
+            return Ok(Plan::Analyse { id: track.id, models: None });
+        }
+
+        let hash = match timbre_model_manifest::sha256_file(file) {
+            Ok(hash) => hash,
+            Err(error) => {
+                let id = self.store.insert(path, stat, "", &Default::default())?;
+                self.store.save_failure(id, &format!("{path}: cannot read it: {error}"))?;
+                return Ok(Plan::Failed);
+            }
+        };
+        let same_content = self.store.tracks_with_hash(&hash)?;
+        if let Some(moved) = same_content.iter().find(|t| !Path::new(&t.path).exists()) {
+            tracing::info!(from = %moved.path, to = %path, "moved; keeping its analysis");
+            self.store.move_track(moved.id, path, stat)?;
+            return Ok(self.plan_for(moved, full));
+        }
+        let id = self.store.insert(path, stat, &hash, &tags::read(file))?;
+        if !full {
+            if let Some(copy_of) = same_content.iter().find(|t| self.current(t)) {
+                tracing::info!(of = %copy_of.path, copy = %path, "a copy; copying its analysis");
+                self.store.copy_analysis(copy_of, id)?;
+                return Ok(Plan::Skip);
+            }
+        }
+        Ok(Plan::Analyse { id, models: None })
+    }
+
+    /// What a track whose content is unchanged needs.
+    fn plan_for(&self, track: &TrackRecord, full: bool) -> Plan {
+        if full {
+            return Plan::Analyse { id: track.id, models: None };
+        }
+        match track.state {
+            TrackState::Pending => Plan::Analyse { id: track.id, models: None },
+            // Retried when the file changes, or by a full scan; not on every scan.
+            TrackState::Failed => Plan::Skip,
+            TrackState::Analysed => {
+                let outdated = self.outdated_models(track);
+                if outdated.is_empty() {
+                    Plan::Skip
+                } else {
+                    tracing::info!(path = %track.path, models = ?outdated, "model version changed; re-analysing");
+                    Plan::Analyse { id: track.id, models: Some(outdated) }
+                }
+            }
+        }
+    }
+
+    /// Models whose stored predictions are missing or came from another version.
+    fn outdated_models(&self, track: &TrackRecord) -> Vec<String> {
+        self.versions
+            .iter()
+            .filter(|v| !track.predictions.iter().any(|p| &p.version == *v))
+            .map(|v| v.model.clone())
+            .collect()
+    }
+
+    fn current(&self, track: &TrackRecord) -> bool {
+        track.state == TrackState::Analysed && self.outdated_models(track).is_empty()
+    }
+
+    /// Remove tracks at or below `paths` that were not found and whose files are gone.
+    fn remove_missing(&self, paths: &[PathBuf], seen: &HashSet<String>) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for path in paths {
+            for (id, track_path) in self.store.paths_under(&path.display().to_string())? {
+                if !seen.contains(&track_path) && !Path::new(&track_path).exists() {
+                    tracing::info!(path = %track_path, "file gone; removing the track");
+                    self.store.remove(id)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// An analysis as stored: each model's predictions with the versions that produced them.
+pub fn stored_predictions(analysis: &Analysis, versions: &[ModelVersion]) -> Vec<StoredPrediction> {
+    analysis
+        .predictions
+        .iter()
+        .filter_map(|p| {
+            let version = versions.iter().find(|v| v.model == p.model)?.clone();
+            Some(StoredPrediction {
+                version,
+                labels: p.labels.clone(),
+                probabilities: p.probabilities.clone(),
+                embedding: p.embedding.clone(),
+                segments: p.segments.len(),
+                analysed_at_ms: 0,
+            })
+        })
+        .collect()
+}
+
+/// Files per second over the last ten seconds.
+#[derive(Default)]
+struct Rate {
+    window: VecDeque<(Instant, u64)>,
+}
+
+impl Rate {
+    fn tick(&mut self, done: u64) -> f64 {
+        let now = Instant::now();
+        self.window.push_back((now, done));
+        while self.window.len() > 2 && now.duration_since(self.window[0].0) > Duration::from_secs(10) {
+            self.window.pop_front();
+        }
+        let (start, first) = self.window[0];
+        let elapsed = now.duration_since(start).as_secs_f64();
+        if elapsed > 0.0 {
+            (done - first) as f64 / elapsed
+        } else {
+            0.0
+        }
+    }
+}

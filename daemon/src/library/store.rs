@@ -1,0 +1,453 @@
+//! The library store: one SQLite file (WAL), one row per audio file, one row per model's
+//! predictions for it. Every change is one transaction, so a crash or `kill -9` loses at
+//! most the track being written and never leaves a half-written one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::schema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("library database {}: {reason}", path.display())]
+    Open { path: PathBuf, reason: String },
+    #[error("library database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackState {
+    Pending = 1,
+    Analysed = 2,
+    Failed = 3,
+}
+
+impl TrackState {
+    fn from_i64(value: i64) -> Self {
+        match value {
+            2 => TrackState::Analysed,
+            3 => TrackState::Failed,
+            _ => TrackState::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tags {
+    pub title: String,
+    pub artist: String,
+    pub album: String,
+    pub genre: String,
+}
+
+/// What `stat` says about a file: enough to notice most changes without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+impl FileStat {
+    pub fn of(metadata: &std::fs::Metadata) -> Self {
+        let mtime_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        FileStat { size: metadata.len(), mtime_ns }
+    }
+}
+
+/// The versions that produced a model's stored predictions; a change means re-analysis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    pub model: String,
+    pub model_version: String,
+    pub feature_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPrediction {
+    pub version: ModelVersion,
+    pub labels: Vec<String>,
+    pub probabilities: Vec<f32>,
+    pub embedding: Vec<f32>,
+    pub segments: usize,
+    pub analysed_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackRecord {
+    pub id: i64,
+    pub path: String,
+    pub stat: FileStat,
+    pub content_hash: String,
+    pub tags: Tags,
+    pub duration_s: f64,
+    pub state: TrackState,
+    pub error: String,
+    pub analysed_at_ms: Option<i64>,
+    pub predictions: Vec<StoredPrediction>,
+}
+
+/// `ListTracks` filters; all that are set must match.
+#[derive(Debug, Clone, Default)]
+pub struct TrackFilter {
+    pub genre: Option<String>,
+    pub model: Option<String>,
+    pub label: Option<String>,
+}
+
+pub struct Store {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+const TRACK_COLUMNS: &str = "id, path, size, mtime_ns, content_hash, title, artist, album, genre, duration_s, state, \
+                             error, analysed_at";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn track_from_row(row: &Row) -> rusqlite::Result<TrackRecord> {
+    Ok(TrackRecord {
+        id: row.get(0)?,
+        path: row.get(1)?,
+        stat: FileStat { size: row.get::<_, i64>(2)? as u64, mtime_ns: row.get(3)? },
+        content_hash: row.get(4)?,
+        tags: Tags { title: row.get(5)?, artist: row.get(6)?, album: row.get(7)?, genre: row.get(8)? },
+        duration_s: row.get(9)?,
+        state: TrackState::from_i64(row.get(10)?),
+        error: row.get(11)?,
+        analysed_at_ms: row.get(12)?,
+        predictions: Vec::new(),
+    })
+}
+
+fn floats_to_blob(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn blob_to_floats(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+impl Store {
+    /// Open (creating the folder and file if needed) and migrate the database.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let fail = |reason: String| StoreError::Open { path: path.to_path_buf(), reason };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut connection = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        // WAL: readers never block the writer, and a killed process leaves a consistent file.
+        // synchronous=NORMAL is durable against process crashes (not power loss) in WAL mode.
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        schema::migrate(&mut connection).map_err(fail)?;
+        Ok(Store { path: path.to_path_buf(), connection: Mutex::new(connection) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(f(&mut connection)?)
+    }
+
+    pub fn track(&self, id: i64) -> Result<Option<TrackRecord>, StoreError> {
+        self.with(|c| {
+            let track = c
+                .query_row(&format!("SELECT {TRACK_COLUMNS} FROM tracks WHERE id = ?1"), [id], track_from_row)
+                .optional()?;
+            track.map(|t| with_predictions(c, t)).transpose()
+        })
+    }
+
+    pub fn track_by_path(&self, path: &str) -> Result<Option<TrackRecord>, StoreError> {
+        self.with(|c| {
+            let track = c
+                .query_row(&format!("SELECT {TRACK_COLUMNS} FROM tracks WHERE path = ?1"), [path], track_from_row)
+                .optional()?;
+            track.map(|t| with_predictions(c, t)).transpose()
+        })
+    }
+
+    /// Tracks whose content has this digest.
+    pub fn tracks_with_hash(&self, hash: &str) -> Result<Vec<TrackRecord>, StoreError> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare_cached(&format!("SELECT {TRACK_COLUMNS} FROM tracks WHERE content_hash = ?1 ORDER BY id"))?;
+            let tracks = statement.query_map([hash], track_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            tracks.into_iter().map(|t| with_predictions(c, t)).collect()
+        })
+    }
+
+    /// A new file, waiting for analysis. Returns its id.
+    pub fn insert(&self, path: &str, stat: FileStat, hash: &str, tags: &Tags) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tracks (path, size, mtime_ns, content_hash, title, artist, album, genre, state, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9)",
+                params![path, stat.size as i64, stat.mtime_ns, hash, tags.title, tags.artist, tags.album, tags.genre, now_ms()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// The file's content changed: new digest and tags, old predictions dropped.
+    pub fn replace_content(&self, id: i64, stat: FileStat, hash: &str, tags: &Tags) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM predictions WHERE track_id = ?1", [id])?;
+            tx.execute(
+                "UPDATE tracks SET size = ?2, mtime_ns = ?3, content_hash = ?4, title = ?5, artist = ?6, album = ?7,
+                 genre = ?8, state = 1, error = '', duration_s = 0, updated_at = ?9 WHERE id = ?1",
+                params![id, stat.size as i64, stat.mtime_ns, hash, tags.title, tags.artist, tags.album, tags.genre, now_ms()],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// Same content, new `stat` (touched, copied back in place).
+    pub fn update_stat(&self, id: i64, stat: FileStat) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tracks SET size = ?2, mtime_ns = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, stat.size as i64, stat.mtime_ns, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The file was moved or renamed: it keeps its id and its analysis.
+    pub fn move_track(&self, id: i64, path: &str, stat: FileStat) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tracks SET path = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, path, stat.size as i64, stat.mtime_ns, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Store one analysis: the duration and each model's predictions, in one transaction.
+    /// Models not in `predictions` keep what they had.
+    pub fn save_analysis(
+        &self,
+        id: i64,
+        duration_s: f64,
+        predictions: &[StoredPrediction],
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            for p in predictions {
+                let top = p
+                    .probabilities
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| p.labels[i].clone())
+                    .unwrap_or_default();
+                tx.execute(
+                    "INSERT OR REPLACE INTO predictions (track_id, model, model_version, feature_version, labels,
+                     probabilities, embedding, top_label, segments, analysed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        id,
+                        p.version.model,
+                        p.version.model_version,
+                        p.version.feature_version,
+                        serde_json::to_string(&p.labels).expect("strings serialise"),
+                        floats_to_blob(&p.probabilities),
+                        floats_to_blob(&p.embedding),
+                        top,
+                        p.segments as i64,
+                        now,
+                    ],
+                )?;
+            }
+            tx.execute(
+                "UPDATE tracks SET duration_s = ?2, state = 2, error = '', analysed_at = ?3, updated_at = ?3 WHERE id = ?1",
+                params![id, duration_s, now],
+            )?;
+            tx.commit()
+        })
+    }
+
+    pub fn save_failure(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tracks SET state = 3, error = ?2, analysed_at = ?3, updated_at = ?3 WHERE id = ?1",
+                params![id, error, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Give `to` the predictions of `from` (same content), so a copy is not analysed again.
+    pub fn copy_analysis(&self, from: &TrackRecord, to: i64) -> Result<(), StoreError> {
+        self.save_analysis(to, from.duration_s, &from.predictions)
+    }
+
+    pub fn remove(&self, id: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM tracks WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    /// `(id, path)` of every track at `path` or below it.
+    pub fn paths_under(&self, path: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT id, path FROM tracks WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2 ORDER BY id",
+            )?;
+            let rows = statement.query_map(params![path, prefix], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// One page of tracks with `id > after`, ordered by id, and the number matching in all.
+    pub fn list(
+        &self,
+        filter: &TrackFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<TrackRecord>, u64), StoreError> {
+        const WHERE: &str = "(?1 IS NULL OR t.genre = ?1 COLLATE NOCASE)
+            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM predictions p WHERE p.track_id = t.id AND p.model = ?2
+                 AND (?3 IS NULL OR p.top_label = ?3 COLLATE NOCASE)))
+            AND (?3 IS NULL OR ?2 IS NOT NULL OR EXISTS (SELECT 1 FROM predictions p WHERE p.track_id = t.id
+                 AND p.top_label = ?3 COLLATE NOCASE))";
+        self.with(|c| {
+            let filters = params![filter.genre, filter.model, filter.label];
+            let total: i64 = c.query_row(&format!("SELECT count(*) FROM tracks t WHERE {WHERE}"), filters, |r| r.get(0))?;
+            let mut statement = c.prepare_cached(&format!(
+                "SELECT {TRACK_COLUMNS} FROM tracks t WHERE {WHERE} AND t.id > ?4 ORDER BY t.id LIMIT ?5"
+            ))?;
+            let tracks = statement
+                .query_map(
+                    params![filter.genre, filter.model, filter.label, after, limit as i64],
+                    track_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let tracks = tracks.into_iter().map(|t| with_predictions(c, t)).collect::<rusqlite::Result<_>>()?;
+            Ok((tracks, total as u64))
+        })
+    }
+
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.with(|c| c.query_row("SELECT count(*) FROM tracks", [], |r| r.get::<_, i64>(0)).map(|n| n as u64))
+    }
+
+    /// Flush the WAL into the main file; done at shutdown so the file stands alone.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.with(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);"))
+    }
+}
+
+fn with_predictions(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<TrackRecord> {
+    let mut statement = c.prepare_cached(
+        "SELECT model, model_version, feature_version, labels, probabilities, embedding, segments, analysed_at
+         FROM predictions WHERE track_id = ?1 ORDER BY model",
+    )?;
+    track.predictions = statement
+        .query_map([track.id], |row| {
+            let labels: String = row.get(3)?;
+            Ok(StoredPrediction {
+                version: ModelVersion { model: row.get(0)?, model_version: row.get(1)?, feature_version: row.get(2)? },
+                labels: serde_json::from_str(&labels).unwrap_or_default(),
+                probabilities: blob_to_floats(&row.get::<_, Vec<u8>>(4)?),
+                embedding: blob_to_floats(&row.get::<_, Vec<u8>>(5)?),
+                segments: row.get::<_, i64>(6)? as usize,
+                analysed_at_ms: row.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(track)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction(model: &str, version: &str, probabilities: Vec<f32>) -> StoredPrediction {
+        StoredPrediction {
+            version: ModelVersion { model: model.into(), model_version: version.into(), feature_version: "mel".into() },
+            labels: vec!["rock".into(), "jazz".into()],
+            probabilities,
+            embedding: vec![0.6, 0.8],
+            segments: 3,
+            analysed_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_track_round_trips_with_its_predictions_and_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("db/library.sqlite3");
+        let stat = FileStat { size: 10, mtime_ns: 5 };
+        let tags = Tags { title: "T".into(), artist: "A".into(), album: "B".into(), genre: "Rock".into() };
+        let id = {
+            let store = Store::open(&file).expect("open");
+            let id = store.insert("/music/a.flac", stat, "abc", &tags).expect("insert");
+            store.save_analysis(id, 30.0, &[prediction("cnn", "1", vec![0.25, 0.75])]).expect("save");
+            id
+        };
+        let store = Store::open(&file).expect("reopen");
+        let track = store.track(id).expect("query").expect("present");
+        assert_eq!(track.path, "/music/a.flac");
+        assert_eq!(track.tags, tags);
+        assert_eq!(track.state, TrackState::Analysed);
+        assert_eq!(track.predictions.len(), 1);
+        assert_eq!(track.predictions[0].probabilities, vec![0.25, 0.75]);
+        assert_eq!(track.predictions[0].embedding, vec![0.6, 0.8]);
+
+        let (page, total) = store
+            .list(&TrackFilter { label: Some("jazz".into()), ..Default::default() }, 0, 10)
+            .expect("list");
+        assert_eq!((page.len(), total), (1, 1));
+        let (page, total) = store
+            .list(&TrackFilter { model: Some("cnn".into()), label: Some("rock".into()), ..Default::default() }, 0, 10)
+            .expect("list");
+        assert_eq!((page.len(), total), (0, 0));
+        let (page, _) =
+            store.list(&TrackFilter { genre: Some("rock".into()), ..Default::default() }, 0, 10).expect("list");
+        assert_eq!(page.len(), 1, "genre matches case-insensitively");
+    }
+
+    #[test]
+    fn paths_under_a_folder_do_not_include_its_namesakes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("l.sqlite3")).expect("open");
+        let stat = FileStat { size: 1, mtime_ns: 1 };
+        for path in ["/m/a/1.flac", "/m/a/b/2.flac", "/m/ab/3.flac"] {
+            store.insert(path, stat, path, &Tags::default()).expect("insert");
+        }
+        let under: Vec<String> = store.paths_under("/m/a").expect("query").into_iter().map(|(_, p)| p).collect();
+        assert_eq!(under, ["/m/a/1.flac", "/m/a/b/2.flac"]);
+    }
+
+    #[test]
+    fn a_path_is_stored_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("l.sqlite3")).expect("open");
+        let stat = FileStat { size: 1, mtime_ns: 1 };
+        store.insert("/m/x.flac", stat, "h", &Tags::default()).expect("insert");
+        assert!(store.insert("/m/x.flac", stat, "h", &Tags::default()).is_err());
+        assert_eq!(store.count().expect("count"), 1);
+    }
+}

@@ -1,0 +1,81 @@
+//! `timbred serve`: the daemon's life, from start-up to a clean stop.
+//!
+//! Start: bind (so a taken port fails before anything slow), load plugins and models,
+//! open the library, serve, then catch up with the library and follow it.
+//! Stop (SIGINT/SIGTERM): stop accepting calls, let calls and analyses in flight finish
+//! within the grace period, store their results, checkpoint the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::engine::{Engine, EngineError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+pub async fn run(settings: Settings) -> Result<(), ServeError> {
+    let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
+    let listener = crate::grpc::bind(settings.listen_addr()).await?;
+    let local = listener.local_addr()?;
+    let engine = Arc::new(tokio::task::block_in_place(|| Engine::start(settings))?);
+    let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+    let roots: Vec<String> = engine.scanner().roots().iter().map(|r| r.display().to_string()).collect();
+    // Tests and supervisors read this line to learn the port when the address ends in :0.
+    eprintln!(
+        "timbred: serving timbre.v1 on {local} (plugins: {plugins}; models: {}; library: {})",
+        engine.model_names().join(", "),
+        if roots.is_empty() { "no roots".to_string() } else { roots.join(", ") }
+    );
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    engine.follow_library();
+    tokio::select! {
+        // Before a signal, the server only returns on a transport error.
+        joined = &mut server => {
+            engine.shutdown().await;
+            return Ok(joined.expect("the server task does not panic")?);
+        }
+        _ = shutdown_signal() => {}
+    }
+    eprintln!("timbred: shutting down; calls and analyses in flight have {} s to finish", grace.as_secs_f64());
+    let _ = stop.send(());
+    let finish = async {
+        let served = server.await;
+        engine.shutdown().await;
+        served
+    };
+    match tokio::time::timeout(grace, finish).await {
+        Ok(joined) => joined.expect("the server task does not panic")?,
+        Err(_) => eprintln!("timbred: still busy after {} s; exiting anyway", grace.as_secs_f64()),
+    }
+    eprintln!("timbred: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
+}

@@ -1,0 +1,186 @@
+//! The worker pool: decode and inference run on plain threads, off the async runtime. Each
+//! thread owns its own [`Analyzer`] (plugin instances are not shared between threads).
+//!
+//! Two bounded queues: interactive work (`Classify`, live windows) is taken before
+//! background work (scans), so a long scan does not make a player wait. A submitter first
+//! takes a permit for its queue; when the queue is full it waits for one, which is the
+//! back-pressure that keeps a burst of files or requests from growing memory.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::models::ModelCatalog;
+use crate::pipeline::analysis::{Analysis, Analyzer};
+use crate::pipeline::{AudioInput, PipelineError};
+use crate::plugin_host::{PluginError, PluginRegistry};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Someone is waiting for the answer.
+    Interactive,
+    /// Library scans.
+    Background,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("{0}: internal error while analysing it (see the daemon log)")]
+    Panicked(String),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+struct Job {
+    input: AudioInput,
+    models: Option<Vec<String>>,
+    reply: oneshot::Sender<Result<Analysis, WorkError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+pub struct WorkerPool {
+    interactive: Option<Sender<Job>>,
+    background: Option<Sender<Job>>,
+    interactive_permits: Arc<Semaphore>,
+    background_permits: Arc<Semaphore>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    size: usize,
+}
+
+impl WorkerPool {
+    /// Start `threads` workers; each queue holds at most `queue` waiting jobs. Fails when a
+    /// worker cannot make its plugin instances.
+    pub fn start(
+        registry: Arc<PluginRegistry>,
+        catalog: Arc<ModelCatalog>,
+        threads: usize,
+        queue: usize,
+    ) -> Result<Self, PluginError> {
+        let threads = threads.max(1);
+        let (interactive_tx, interactive_rx) = crossbeam_channel::unbounded::<Job>();
+        let (background_tx, background_rx) = crossbeam_channel::unbounded::<Job>();
+        let mut handles = Vec::with_capacity(threads);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for index in 0..threads {
+            let (registry, catalog) = (registry.clone(), catalog.clone());
+            let (interactive, background, ready) = (interactive_rx.clone(), background_rx.clone(), ready_tx.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("timbre-worker-{index}"))
+                .spawn(move || {
+                    match Analyzer::for_models(&registry, &catalog) {
+                        Ok(analyzer) => {
+                            let _ = ready.send(Ok(()));
+                            drop(ready);
+                            work(analyzer, &registry, &catalog, &interactive, &background);
+                        }
+                        Err(error) => {
+                            let _ = ready.send(Err(error));
+                        }
+                    }
+                })
+                .expect("spawning a worker thread");
+            handles.push(handle);
+        }
+        drop(ready_tx);
+        // One message per worker; a worker that died without one shows up as a closed channel.
+        for _ in 0..threads {
+            match ready_rx.recv() {
+                Ok(result) => result?,
+                Err(_) => break,
+            }
+        }
+        Ok(WorkerPool {
+            interactive: Some(interactive_tx),
+            background: Some(background_tx),
+            // Jobs running plus jobs waiting: each queue may hold `queue` beyond what runs.
+            interactive_permits: Arc::new(Semaphore::new(threads + queue)),
+            background_permits: Arc::new(Semaphore::new(threads + queue)),
+            threads: handles,
+            size: threads,
+        })
+    }
+
+    /// Number of worker threads.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Analyse `input` with `models` (all when `None`), waiting for room in the queue first.
+    pub async fn analyze(
+        &self,
+        input: AudioInput,
+        models: Option<Vec<String>>,
+        priority: Priority,
+    ) -> Result<Analysis, WorkError> {
+        let (permits, queue) = match priority {
+            Priority::Interactive => (&self.interactive_permits, &self.interactive),
+            Priority::Background => (&self.background_permits, &self.background),
+        };
+        let permit = permits.clone().acquire_owned().await.map_err(|_| WorkError::ShuttingDown)?;
+        let (reply, answer) = oneshot::channel();
+        let queue = queue.as_ref().ok_or(WorkError::ShuttingDown)?;
+        queue.send(Job { input, models, reply, _permit: permit }).map_err(|_| WorkError::ShuttingDown)?;
+        answer.await.map_err(|_| WorkError::ShuttingDown)?
+    }
+
+    /// Stop taking jobs, let the workers finish the ones they hold, and join them.
+    pub fn shutdown(&mut self) {
+        self.interactive_permits.close();
+        self.background_permits.close();
+        self.interactive.take();
+        self.background.take();
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn work(
+    mut analyzer: Analyzer,
+    registry: &PluginRegistry,
+    catalog: &ModelCatalog,
+    interactive: &Receiver<Job>,
+    background: &Receiver<Job>,
+) {
+    loop {
+        // Interactive first; otherwise whichever arrives. Both closed: the pool is shutting down.
+        let job = match interactive.try_recv() {
+            Ok(job) => job,
+            Err(_) => crossbeam_channel::select! {
+                recv(interactive) -> job => match job { Ok(job) => job, Err(_) => match background.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }},
+                recv(background) -> job => match job { Ok(job) => job, Err(_) => match interactive.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }},
+            },
+        };
+        let name = job.input.name().display().to_string();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            analyzer.analyze_input(&job.input, job.models.as_deref())
+        }));
+        let reply = match result {
+            Ok(result) => result.map_err(WorkError::from),
+            Err(_) => {
+                tracing::error!("analysing {name} panicked; the worker starts afresh");
+                if let Ok(fresh) = Analyzer::for_models(registry, catalog) {
+                    analyzer = fresh;
+                }
+                Err(WorkError::Panicked(name))
+            }
+        };
+        let _ = job.reply.send(reply); // the caller may have gone away (cancelled request)
+    }
+}

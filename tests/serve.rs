@@ -1,7 +1,6 @@
 //! `timbred serve` as a process: health, reflection, ListPlugins, clean shutdown.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use timbre_proto::v1 as pb;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -9,54 +8,9 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
-use crate::util::{run, target_dir, text, timbred};
+use crate::util::{run, target_dir, text, Daemon};
 
-/// A running daemon on a free loopback port, killed when dropped.
-struct Daemon {
-    child: Child,
-    addr: String,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        Daemon::start_with(&[])
-    }
-
-    fn start_with(args: &[&str]) -> Daemon {
-        let mut child = timbred()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("timbred starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().expect("timbred printed its address before exiting").expect("utf-8");
-            if let Some(rest) = line.strip_prefix("timbred: serving timbre.v1 on ") {
-                break format!("http://{}", rest.split_whitespace().next().expect("address"));
-            }
-        };
-        // Keep draining stderr so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Daemon { child, addr }
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
-        assert!(sent.success());
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn timbre_cli() -> Command {
+pub fn timbre_cli() -> Command {
     let binary = target_dir().join("timbre");
     assert!(binary.is_file(), "{} is missing: run `cargo build --workspace` first", binary.display());
     Command::new(binary)
@@ -97,7 +51,7 @@ fn the_daemon_serves_health_plugins_and_reflection_and_stops_on_sigterm() {
 
         // An RPC whose engine side is not built yet says so, rather than answering wrongly.
         let mut client = pb::timbre_client::TimbreClient::connect(daemon.addr.clone()).await.expect("connect");
-        let status = client.classify(pb::ClassifyRequest::default()).await.expect_err("not served yet");
+        let status = client.recommend(pb::RecommendRequest::default()).await.expect_err("not served yet");
         assert_eq!(status.code(), tonic::Code::Unimplemented);
         assert!(status.message().contains("not served by this timbred yet"), "{}", status.message());
     });
@@ -108,7 +62,7 @@ fn the_daemon_serves_health_plugins_and_reflection_and_stops_on_sigterm() {
 
 #[test]
 fn a_client_that_never_hangs_up_does_not_keep_the_daemon_from_stopping() {
-    let daemon = Daemon::start_with(&["--shutdown-grace", "1"]);
+    let daemon = Daemon::start_with(&["--shutdown-grace", "1"], &[]);
     let addr = daemon.addr.trim_start_matches("http://").to_string();
     let _idle = std::net::TcpStream::connect(&addr).expect("connect");
     let status = daemon.stop();

@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod decode;
+mod library;
 mod models;
 mod plugins;
 mod serve;

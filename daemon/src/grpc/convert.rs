@@ -145,6 +145,7 @@ impl From<ScanProgress> for pb::ScanProgress {
             rate_per_s: p.rate_per_s,
             eta_s: p.eta_s,
             finished: p.finished,
+            analysed: p.analysed,
         }
     }
 }

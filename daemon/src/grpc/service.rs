@@ -128,11 +128,11 @@ impl Timbre for TimbreService {
                 "no library roots are configured: start timbred with --root DIR or set library.roots",
             ));
         }
-        let roots = request
-            .roots
-            .iter()
-            .map(|r| self.engine.library_path(&PathBuf::from(r)))
-            .collect::<Result<Vec<_>, EngineError>>()?;
+        let roots = if request.roots.is_empty() {
+            scanner.roots().to_vec()
+        } else {
+            request.roots.iter().map(|r| self.engine.library_path(&PathBuf::from(r))).collect::<Result<_, EngineError>>()?
+        };
         let (progress, mut updates) = tokio::sync::watch::channel(Default::default());
         let (out, stream) = mpsc::channel(16);
         let scan = tokio::spawn(async move { scanner.scan_resolved(roots, request.full, progress).await });

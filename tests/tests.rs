@@ -3,6 +3,7 @@
 
 mod util;
 
+mod classify;
 mod cli;
 mod decode;
 mod library;

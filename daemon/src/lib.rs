@@ -3,7 +3,8 @@
 //!
 //! Data flows through the modules in this order:
 //! [`pipeline`] (decode → resample → segment → features, via plugins from
-//! [`plugin_host`]) and out through [`offline`] commands.
+//! [`plugin_host`]) and out through [`offline`] commands; [`sources`] turns live capture
+//! devices and network streams into blocks of PCM.
 
 pub mod config;
 pub mod engine;
@@ -16,3 +17,4 @@ pub mod pipeline;
 pub mod plugin_host;
 pub mod serve;
 pub mod workers;
+pub mod sources;

@@ -66,6 +66,8 @@ pub struct Decoder {
     frames_decoded: u64,
     decode_errors: usize,
     finished: bool,
+    /// A live stream has no end to check against: ending early is not truncation.
+    live: bool,
 }
 
 impl Decoder {
@@ -95,6 +97,14 @@ impl Decoder {
             hint.with_extension(extension);
         }
         Self::from_source(path, Box::new(io::Cursor::new(bytes)), hint)
+    }
+
+    /// Decode a live stream (an HTTP body wrapped in symphonia's `ReadOnlySource`) as it
+    /// arrives; `name` (the URL) is used in errors, `hint` usually comes from the Content-Type.
+    pub fn from_stream(name: &str, source: Box<dyn MediaSource>, hint: Hint) -> Result<Self, DecodeError> {
+        let mut decoder = Self::from_source(PathBuf::from(name), source, hint)?;
+        decoder.live = true;
+        Ok(decoder)
     }
 
     fn from_source(path: PathBuf, source: Box<dyn MediaSource>, hint: Hint) -> Result<Self, DecodeError> {
@@ -140,6 +150,7 @@ impl Decoder {
             frames_decoded: 0,
             decode_errors: 0,
             finished: false,
+            live: false,
         })
     }
 
@@ -225,7 +236,7 @@ impl Decoder {
             }));
         }
         // Headers are exact for WAV and FLAC; allow one large packet of slack for lossy codecs.
-        if let Some(expected) = self.info.header_frames {
+        if let Some(expected) = self.info.header_frames.filter(|_| !self.live) {
             if self.frames_decoded + 8192 < expected {
                 return Err(self.error(DecodeErrorKind::Truncated { expected, decoded: self.frames_decoded }));
             }

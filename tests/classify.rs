@@ -208,3 +208,75 @@ fn timbred_config_shows_each_layer_and_a_bad_value_names_its_key_and_file() {
     assert_eq!(output.status.code(), Some(2), "a bad root is an error at start-up");
     assert!(text(&output.stderr).contains("library.roots"), "{}", text(&output.stderr));
 }
+
+#[test]
+fn classify_stream_answers_each_window_as_classify_would() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tone = dir.path().join("tone.wav");
+    write_tone_wav(&tone, 392.0, 10.0);
+    let bytes = std::fs::read(&tone).expect("read");
+    let samples: Vec<f32> =
+        bytes[44..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect();
+    let daemon = Daemon::start();
+    runtime().block_on(async {
+        let mut client = daemon.client().await;
+        // 10 s in 0.5 s chunks: three full 3 s windows; the 1 s tail is under half a window.
+        let chunks: Vec<pb::AudioChunk> = samples
+            .chunks(11025)
+            .enumerate()
+            .map(|(i, chunk)| pb::AudioChunk {
+                pcm: Some(pb::Pcm { samples: chunk.to_vec(), sample_rate: 22050, channels: 1 }),
+                config: (i == 0).then(|| pb::ClassifyStreamConfig { top_k: 0, ..Default::default() }),
+            })
+            .collect();
+        let mut responses =
+            client.classify_stream(tokio_stream::iter(chunks)).await.expect("ClassifyStream").into_inner();
+        let mut windows = Vec::new();
+        while let Some(response) = responses.message().await.expect("response") {
+            windows.push(response);
+        }
+        assert_eq!(windows.len(), 3, "{windows:?}");
+        for (i, window) in windows.iter().enumerate() {
+            let segment = &window.predictions[0].segments;
+            assert_eq!(segment.len(), 1);
+            assert_eq!(
+                (segment[0].index, segment[0].start_s, segment[0].end_s),
+                (i as u32, 3.0 * i as f64, 3.0 * (i + 1) as f64)
+            );
+            // The same 3 s through Classify: the same labels and probabilities.
+            let pcm = samples[i * 66150..(i + 1) * 66150].to_vec();
+            let single = client
+                .classify(pb::ClassifyRequest {
+                    source: Some(pb::classify_request::Source::Pcm(pb::Pcm {
+                        samples: pcm,
+                        sample_rate: 22050,
+                        channels: 1,
+                    })),
+                    ..Default::default()
+                })
+                .await
+                .expect("Classify")
+                .into_inner();
+            for (streamed, whole) in window.predictions.iter().zip(&single.predictions) {
+                assert_eq!(streamed.model, whole.model);
+                assert_eq!(streamed.labels, whole.labels, "window {i}, {}", whole.model);
+            }
+        }
+
+        // A chunk that changes the format is refused with the reason.
+        let bad = vec![
+            pb::AudioChunk {
+                pcm: Some(pb::Pcm { samples: vec![0.0; 100], sample_rate: 22050, channels: 1 }),
+                config: None,
+            },
+            pb::AudioChunk {
+                pcm: Some(pb::Pcm { samples: vec![0.0; 100], sample_rate: 44100, channels: 1 }),
+                config: None,
+            },
+        ];
+        let mut responses = client.classify_stream(tokio_stream::iter(bad)).await.expect("call").into_inner();
+        let status = responses.message().await.expect_err("format change");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("sample_rate"), "{status:?}");
+    });
+}

@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::library::scan::ScanError;
 use crate::library::watch::LibraryWatcher;
 use crate::library::{ModelVersion, Scanner, Store, StoreError, TrackFilter, TrackRecord};
+use crate::live::{LiveHub, LivePrediction};
 use crate::models::ModelCatalog;
 use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
 use crate::pipeline::analysis::Analysis;
@@ -49,6 +50,7 @@ pub struct Engine {
     pool: Arc<WorkerPool>,
     scanner: Arc<Scanner>,
     watcher: std::sync::Mutex<Option<LibraryWatcher>>,
+    live: std::sync::OnceLock<LiveHub>,
 }
 
 impl Engine {
@@ -70,7 +72,16 @@ impl Engine {
             settings.library.extensions.clone(),
         ));
         tracing::info!(workers = threads, database = %settings.database_path().display(), "engine started");
-        Ok(Engine { settings, search_path, registry, catalog, pool, scanner, watcher: Default::default() })
+        Ok(Engine {
+            settings,
+            search_path,
+            registry,
+            catalog,
+            pool,
+            scanner,
+            watcher: Default::default(),
+            live: Default::default(),
+        })
     }
 
     /// Catch up with whatever changed while the daemon was down, then follow the roots.
@@ -96,8 +107,44 @@ impl Engine {
         });
     }
 
+    /// Start the configured live sources (from within the runtime).
+    pub fn start_live(&self) {
+        let hub = LiveHub::start(&self.settings.live, self.pool.clone(), tokio::runtime::Handle::current());
+        let _ = self.live.set(hub);
+    }
+
+    /// Follow the predictions of one live source, or of all when `source` is `None`.
+    pub fn watch_live(
+        &self,
+        source: Option<&str>,
+    ) -> Result<tokio::sync::broadcast::Receiver<Arc<LivePrediction>>, EngineError> {
+        let hub = self.live.get();
+        let names = hub.map(|h| h.source_names().to_vec()).unwrap_or_default();
+        if let Some(source) = source {
+            if !names.iter().any(|n| n == source) {
+                return Err(EngineError::NotFound(format!(
+                    "no live source named '{source}' (configured: {})",
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                )));
+            }
+        }
+        match hub {
+            Some(hub) => Ok(hub.subscribe()),
+            None => Err(EngineError::NotFound("no live sources are configured ([[live]] in the configuration)".into())),
+        }
+    }
+
+    /// Length of the windows a stream is cut into when the client does not say: the
+    /// segment length of the first model (3 s for the shipped ones).
+    pub fn default_window_s(&self) -> f64 {
+        self.catalog.models.first().map_or(3.0, |m| m.folder.manifest.features.segment_seconds)
+    }
+
     /// Stop watching and scanning; analyses in flight finish and are stored.
     pub async fn shutdown(&self) {
+        if let Some(hub) = self.live.get() {
+            tokio::task::block_in_place(|| hub.stop());
+        }
         self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.scanner.stop();
         self.scanner.idle().await;
@@ -224,7 +271,11 @@ fn model_versions(catalog: &ModelCatalog, registry: &PluginRegistry) -> Vec<Mode
                 .unwrap_or_default();
             ModelVersion {
                 model: manifest.name.clone(),
-                model_version: format!("{}+{}", manifest.version, &manifest.model.sha256[..12.min(manifest.model.sha256.len())]),
+                model_version: format!(
+                    "{}+{}",
+                    manifest.version,
+                    &manifest.model.sha256[..12.min(manifest.model.sha256.len())]
+                ),
                 feature_version: format!(
                     "{}-{} {} segment_seconds={}",
                     manifest.features.plugin,

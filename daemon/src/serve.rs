@@ -40,6 +40,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         let _ = stopped.await;
     }));
     engine.follow_library();
+    engine.start_live();
     tokio::select! {
         // Before a signal, the server only returns on a transport error.
         joined = &mut server => {

@@ -70,16 +70,14 @@ impl WorkerPool {
             let (interactive, background, ready) = (interactive_rx.clone(), background_rx.clone(), ready_tx.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("timbre-worker-{index}"))
-                .spawn(move || {
-                    match Analyzer::for_models(&registry, &catalog) {
-                        Ok(analyzer) => {
-                            let _ = ready.send(Ok(()));
-                            drop(ready);
-                            work(analyzer, &registry, &catalog, &interactive, &background);
-                        }
-                        Err(error) => {
-                            let _ = ready.send(Err(error));
-                        }
+                .spawn(move || match Analyzer::for_models(&registry, &catalog) {
+                    Ok(analyzer) => {
+                        let _ = ready.send(Ok(()));
+                        drop(ready);
+                        work(analyzer, &registry, &catalog, &interactive, &background);
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
                     }
                 })
                 .expect("spawning a worker thread");
@@ -168,9 +166,8 @@ fn work(
             },
         };
         let name = job.input.name().display().to_string();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            analyzer.analyze_input(&job.input, job.models.as_deref())
-        }));
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| analyzer.analyze_input(&job.input, job.models.as_deref())));
         let reply = match result {
             Ok(result) => result.map_err(WorkError::from),
             Err(_) => {

@@ -125,14 +125,18 @@ pub(super) fn load(
     // Known keys, and the defaults `config` drops (empty lists), come from serde's own view.
     let mut default_entries = BTreeMap::new();
     flatten_json("", &serde_json::to_value(defaults).expect("settings serialise"), &mut default_entries);
+    for key in super::TABLE_ARRAYS {
+        default_entries.insert(key.to_string(), "[]".into());
+    }
     let known: BTreeSet<String> = default_entries.keys().cloned().collect();
     let defaults = defaults_layer(defaults)?;
 
     let mut builder = Config::builder().add_source(defaults);
     for (path, required) in files {
         if *required && !path.is_file() {
-            return Err(LoadError::Message(format!("the file {} given with --config does not exist", path.display()))
-                .into());
+            return Err(
+                LoadError::Message(format!("the file {} given with --config does not exist", path.display())).into()
+            );
         }
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -146,7 +150,8 @@ pub(super) fn load(
             .collect()
             .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
         check_known(&values, &known, &origin)?;
-        builder = builder.add_source(Layer { values: values.into_iter().map(|(k, v)| (k, stamp(v, &origin))).collect() });
+        builder =
+            builder.add_source(Layer { values: values.into_iter().map(|(k, v)| (k, stamp(v, &origin))).collect() });
     }
     let env = environment_layer();
     check_known(&env.collect()?, &known, "the environment")?;

@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use layers::{Flags, Provenance};
+use crate::sources::LiveSourceConfig;
 
+/// Keys holding arrays of tables, whose fields serde checks (they have no defaults to list).
+const TABLE_ARRAYS: &[&str] = &["live"];
+
+pub use layers::{Flags, Provenance};
 
 /// Everything `timbred serve` reads from its configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,8 +29,10 @@ pub struct Settings {
     pub workers: WorkerSettings,
     pub models: ModelSettings,
     pub plugins: PluginSettings,
-    /// Live sources (sound cards, network streams), each a `[[live]]` table.
-    pub live: Vec<serde_json::Value>, // MERGE: Vec<crate::sources::LiveSourceConfig>
+    /// Live sources (sound cards, network streams), each a `[[live]]` table; see
+    /// [`LiveSourceConfig`]. Not serialised: there is none by default.
+    #[serde(skip_serializing)]
+    pub live: Vec<LiveSourceConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,9 +130,7 @@ impl Default for LibrarySettings {
             watch: true,
             debounce_ms: 1000,
             settle_ms: 1000,
-            extensions: ["flac", "mp3", "ogg", "oga", "wav", "m4a", "aac", "alac", "mp4"]
-                .map(String::from)
-                .to_vec(),
+            extensions: ["flac", "mp3", "ogg", "oga", "wav", "m4a", "aac", "alac", "mp4"].map(String::from).to_vec(),
         }
     }
 }
@@ -250,7 +254,11 @@ impl Loaded {
             return Err(invalid("workers.queue", &0, "must be at least 1"));
         }
         if !["auto", "cpu", "cuda"].contains(&s.models.execution_provider.as_str()) {
-            return Err(invalid("models.execution_provider", &s.models.execution_provider, "expected auto, cpu or cuda"));
+            return Err(invalid(
+                "models.execution_provider",
+                &s.models.execution_provider,
+                "expected auto, cpu or cuda",
+            ));
         }
         for root in &s.library.roots {
             if !root.is_absolute() {
@@ -262,6 +270,12 @@ impl Loaded {
         }
         if !s.library.data_dir.is_absolute() {
             return Err(invalid("library.data_dir", &s.library.data_dir, "must be an absolute path"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for source in &s.live {
+            if !names.insert(source.name.as_str()) {
+                return Err(invalid("live", &source.name, "two live sources have this name"));
+            }
         }
         Ok(())
     }

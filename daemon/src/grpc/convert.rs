@@ -4,6 +4,7 @@ use timbre_proto::v1 as pb;
 
 use crate::library::scan::ScanProgress;
 use crate::library::{TrackRecord, TrackState};
+use crate::live::LivePrediction;
 use crate::offline::plugins::PluginListing;
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::classify::ranked;
@@ -146,6 +147,48 @@ impl From<ScanProgress> for pb::ScanProgress {
             eta_s: p.eta_s,
             finished: p.finished,
             analysed: p.analysed,
+        }
+    }
+}
+
+/// One window of a stream: each model's labels for the window, and one segment locating it.
+pub fn window_predictions(
+    analysis: &Analysis,
+    index: u32,
+    start_s: f64,
+    end_s: f64,
+    requested: &[String],
+    top_k: usize,
+) -> Vec<pb::ModelPrediction> {
+    let mut predictions: Vec<&TrackPrediction> = analysis.predictions.iter().collect();
+    if requested.is_empty() {
+        predictions.sort_by(|a, b| a.model.cmp(&b.model));
+    } else {
+        predictions.sort_by_key(|p| requested.iter().position(|r| *r == p.model));
+    }
+    predictions
+        .into_iter()
+        .map(|p| {
+            let window_labels = labels(&p.labels, &p.probabilities, top_k);
+            pb::ModelPrediction {
+                model: p.model.clone(),
+                segments: vec![pb::SegmentPrediction { index, start_s, end_s, labels: window_labels.clone() }],
+                labels: window_labels,
+            }
+        })
+        .collect()
+}
+
+impl From<&LivePrediction> for pb::LivePrediction {
+    fn from(p: &LivePrediction) -> Self {
+        pb::LivePrediction {
+            source: p.source.clone(),
+            window_start_s: p.window_start_s,
+            window_end_s: p.window_end_s,
+            predictions: window_predictions(&p.analysis, 0, p.window_start_s, p.window_end_s, &[], 0)
+                .into_iter()
+                .map(|m| pb::ModelPrediction { segments: Vec::new(), ..m })
+                .collect(),
         }
     }
 }

@@ -43,7 +43,9 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            TimbreServer::new(TimbreService::new(engine)).max_decoding_message_size(max_request).max_encoding_message_size(64 << 20),
+            TimbreServer::new(TimbreService::new(engine))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(64 << 20),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

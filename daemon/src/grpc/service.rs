@@ -14,6 +14,7 @@ use crate::engine::{Engine, EngineError};
 use crate::library::TrackFilter;
 use crate::pipeline::decode::downmix;
 use crate::pipeline::AudioInput;
+use crate::sources::Windower;
 
 /// Tracks per `ListTracks` page when the client does not say, and at most.
 const DEFAULT_PAGE: usize = 100;
@@ -105,9 +106,17 @@ impl Timbre for TimbreService {
 
     async fn classify_stream(
         &self,
-        _: Request<Streaming<pb::AudioChunk>>,
+        request: Request<Streaming<pb::AudioChunk>>,
     ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
-        Err(not_built_yet("ClassifyStream", "live capture"))
+        let mut chunks = request.into_inner();
+        let engine = self.engine.clone();
+        let (out, stream) = mpsc::channel(8);
+        tokio::spawn(async move {
+            if let Err(status) = classify_windows(&engine, &mut chunks, &out).await {
+                let _ = out.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
     }
 
     async fn recommend(&self, _: Request<pb::RecommendRequest>) -> Result<Response<pb::RecommendResponse>, Status> {
@@ -131,7 +140,11 @@ impl Timbre for TimbreService {
         let roots = if request.roots.is_empty() {
             scanner.roots().to_vec()
         } else {
-            request.roots.iter().map(|r| self.engine.library_path(&PathBuf::from(r))).collect::<Result<_, EngineError>>()?
+            request
+                .roots
+                .iter()
+                .map(|r| self.engine.library_path(&PathBuf::from(r)))
+                .collect::<Result<_, EngineError>>()?
         };
         let (progress, mut updates) = tokio::sync::watch::channel(Default::default());
         let (out, stream) = mpsc::channel(16);
@@ -174,7 +187,10 @@ impl Timbre for TimbreService {
             0
         } else {
             request.page_token.parse().map_err(|_| {
-                Status::invalid_argument(format!("page_token: '{}' is not a token this server issued", request.page_token))
+                Status::invalid_argument(format!(
+                    "page_token: '{}' is not a token this server issued",
+                    request.page_token
+                ))
             })?
         };
         let limit = match request.page_size as usize {
@@ -184,8 +200,11 @@ impl Timbre for TimbreService {
         let text = |s: String| (!s.is_empty()).then_some(s);
         let filter = TrackFilter { genre: text(request.genre), model: text(request.model), label: text(request.label) };
         let (tracks, total) = self.engine.list_tracks(filter, after, limit).await?;
-        let next_page_token =
-            if tracks.len() == limit { tracks.last().map(|t| t.id.to_string()).unwrap_or_default() } else { String::new() };
+        let next_page_token = if tracks.len() == limit {
+            tracks.last().map(|t| t.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(Response::new(pb::ListTracksResponse {
             tracks: tracks.into_iter().map(convert::track).collect(),
             next_page_token,
@@ -202,7 +221,109 @@ impl Timbre for TimbreService {
 
     type WatchLiveStream = Stream<pb::LivePrediction>;
 
-    async fn watch_live(&self, _: Request<pb::WatchLiveRequest>) -> Result<Response<Self::WatchLiveStream>, Status> {
-        Err(not_built_yet("WatchLive", "live capture"))
+    async fn watch_live(
+        &self,
+        request: Request<pb::WatchLiveRequest>,
+    ) -> Result<Response<Self::WatchLiveStream>, Status> {
+        let source = request.into_inner().source;
+        let mut predictions = self.engine.watch_live((!source.is_empty()).then_some(source.as_str()))?;
+        let (out, stream) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let prediction = match predictions.recv().await {
+                    Ok(prediction) => prediction,
+                    // A slow client misses windows rather than holding up the others.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "a WatchLive client fell behind");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if !source.is_empty() && prediction.source != source {
+                    continue;
+                }
+                if out.send(Ok(prediction.as_ref().into())).await.is_err() {
+                    break; // the client went away
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
     }
+}
+
+/// `ClassifyStream`: cut the client's PCM into windows and answer one response per window.
+async fn classify_windows(
+    engine: &Engine,
+    chunks: &mut Streaming<pb::AudioChunk>,
+    out: &mpsc::Sender<Result<pb::ClassifyResponse, Status>>,
+) -> Result<(), Status> {
+    let Some(first) = chunks.message().await? else { return Ok(()) };
+    let config = first.config.clone().unwrap_or_default();
+    engine.check_models(&config.models)?;
+    let window_s = if config.window_s == 0.0 { engine.default_window_s() } else { config.window_s };
+    if !(window_s > 0.0 && window_s <= crate::sources::MAX_WINDOW_S) {
+        return Err(Status::invalid_argument(format!(
+            "config.window_s: {window_s} is not in (0, {}]",
+            crate::sources::MAX_WINDOW_S
+        )));
+    }
+    let max_seconds = engine.settings().server.max_audio_seconds;
+    let mut windower = Windower::new(window_s, window_s);
+    let mut format: Option<(u32, u32)> = None;
+    let mut index = 0u32;
+    let mut next = Some(first);
+    let mut is_first = true;
+    while let Some(chunk) = next {
+        if !is_first && chunk.config.is_some() {
+            return Err(Status::invalid_argument("config: only the first chunk may carry a config"));
+        }
+        is_first = false;
+        if let Some(pcm) = chunk.pcm {
+            let this = (pcm.sample_rate, pcm.channels);
+            let expected = *format.get_or_insert(this);
+            if expected != this {
+                return Err(Status::invalid_argument(format!(
+                    "pcm: every chunk must have the first chunk's sample_rate and channels {expected:?}, not {this:?}"
+                )));
+            }
+            let AudioInput::Pcm { samples, sample_rate, .. } = pcm_input(pcm, "pcm", max_seconds)? else {
+                unreachable!("pcm_input makes PCM")
+            };
+            for window in windower.push(&samples, sample_rate) {
+                let response = classify_window(engine, window, index, windower.elapsed_s(), &config).await?;
+                if out.send(Ok(response)).await.is_err() {
+                    return Ok(()); // the client went away
+                }
+                index += 1;
+            }
+        }
+        next = chunks.message().await?;
+    }
+    // Half-closed: the trailing partial window, when it holds enough audio.
+    if let Some(window) = windower.finish() {
+        let response = classify_window(engine, window, index, windower.elapsed_s(), &config).await?;
+        let _ = out.send(Ok(response)).await;
+    }
+    Ok(())
+}
+
+async fn classify_window(
+    engine: &Engine,
+    window: crate::sources::Window,
+    index: u32,
+    elapsed_s: f64,
+    config: &pb::ClassifyStreamConfig,
+) -> Result<pb::ClassifyResponse, Status> {
+    let input =
+        AudioInput::Pcm { name: "stream".into(), samples: window.samples.into(), sample_rate: window.sample_rate };
+    let analysis = engine.classify(input, &config.models).await?;
+    let predictions = convert::window_predictions(
+        &analysis,
+        index,
+        window.start_s,
+        window.end_s,
+        &config.models,
+        config.top_k as usize,
+    );
+    Ok(pb::ClassifyResponse { path: String::new(), duration_s: elapsed_s, predictions })
 }

@@ -9,4 +9,6 @@ pub mod tags;
 pub mod watch;
 
 pub use scan::{ScanProgress, Scanner};
-pub use store::{FileStat, ModelVersion, Store, StoreError, StoredPrediction, Tags, TrackFilter, TrackRecord, TrackState};
+pub use store::{
+    FileStat, ModelVersion, Store, StoreError, StoredPrediction, Tags, TrackFilter, TrackRecord, TrackState,
+};

@@ -81,7 +81,15 @@ impl Scanner {
     ) -> Self {
         let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
         let extensions = extensions.iter().map(|e| e.to_ascii_lowercase()).collect();
-        Scanner { store, pool, versions, roots, extensions, running: Default::default(), stopping: AtomicBool::new(false) }
+        Scanner {
+            store,
+            pool,
+            versions,
+            roots,
+            extensions,
+            running: Default::default(),
+            stopping: AtomicBool::new(false),
+        }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -192,15 +200,15 @@ impl Scanner {
             state.analysed += analysed as u64;
             state.current = file.display().to_string();
             state.rate_per_s = rate.tick(state.done);
-            state.eta_s = if state.rate_per_s > 0.0 { (state.total - state.done) as f64 / state.rate_per_s } else { 0.0 };
+            state.eta_s =
+                if state.rate_per_s > 0.0 { (state.total - state.done) as f64 / state.rate_per_s } else { 0.0 };
             progress.send_replace(state.clone());
         }
 
         if !cancelled {
             let scanner = self.clone();
-            let removed = tokio::task::spawn_blocking(move || scanner.remove_missing(&paths, &seen))
-                .await
-                .unwrap_or(Ok(0))?;
+            let removed =
+                tokio::task::spawn_blocking(move || scanner.remove_missing(&paths, &seen)).await.unwrap_or(Ok(0))?;
             if removed > 0 {
                 tracing::info!(removed, "tracks whose files are gone were removed");
             }

@@ -45,7 +45,6 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-
 /// Bring the database up to date; refuse one written by a newer timbred.
 pub fn migrate(connection: &mut Connection) -> Result<(), String> {
     let current: usize = connection

@@ -213,7 +213,17 @@ impl Store {
             tx.execute(
                 "UPDATE tracks SET size = ?2, mtime_ns = ?3, content_hash = ?4, title = ?5, artist = ?6, album = ?7,
                  genre = ?8, state = 1, error = '', duration_s = 0, updated_at = ?9 WHERE id = ?1",
-                params![id, stat.size as i64, stat.mtime_ns, hash, tags.title, tags.artist, tags.album, tags.genre, now_ms()],
+                params![
+                    id,
+                    stat.size as i64,
+                    stat.mtime_ns,
+                    hash,
+                    tags.title,
+                    tags.artist,
+                    tags.album,
+                    tags.genre,
+                    now_ms()
+                ],
             )?;
             tx.commit()
         })
@@ -243,12 +253,7 @@ impl Store {
 
     /// Store one analysis: the duration and each model's predictions, in one transaction.
     /// Models not in `predictions` keep what they had.
-    pub fn save_analysis(
-        &self,
-        id: i64,
-        duration_s: f64,
-        predictions: &[StoredPrediction],
-    ) -> Result<(), StoreError> {
+    pub fn save_analysis(&self, id: i64, duration_s: f64, predictions: &[StoredPrediction]) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
             let now = now_ms();
@@ -321,12 +326,7 @@ impl Store {
     }
 
     /// One page of tracks with `id > after`, ordered by id, and the number matching in all.
-    pub fn list(
-        &self,
-        filter: &TrackFilter,
-        after: i64,
-        limit: usize,
-    ) -> Result<(Vec<TrackRecord>, u64), StoreError> {
+    pub fn list(&self, filter: &TrackFilter, after: i64, limit: usize) -> Result<(Vec<TrackRecord>, u64), StoreError> {
         const WHERE: &str = "(?1 IS NULL OR t.genre = ?1 COLLATE NOCASE)
             AND (?2 IS NULL OR EXISTS (SELECT 1 FROM predictions p WHERE p.track_id = t.id AND p.model = ?2
                  AND (?3 IS NULL OR p.top_label = ?3 COLLATE NOCASE)))
@@ -334,15 +334,13 @@ impl Store {
                  AND p.top_label = ?3 COLLATE NOCASE))";
         self.with(|c| {
             let filters = params![filter.genre, filter.model, filter.label];
-            let total: i64 = c.query_row(&format!("SELECT count(*) FROM tracks t WHERE {WHERE}"), filters, |r| r.get(0))?;
+            let total: i64 =
+                c.query_row(&format!("SELECT count(*) FROM tracks t WHERE {WHERE}"), filters, |r| r.get(0))?;
             let mut statement = c.prepare_cached(&format!(
                 "SELECT {TRACK_COLUMNS} FROM tracks t WHERE {WHERE} AND t.id > ?4 ORDER BY t.id LIMIT ?5"
             ))?;
             let tracks = statement
-                .query_map(
-                    params![filter.genre, filter.model, filter.label, after, limit as i64],
-                    track_from_row,
-                )?
+                .query_map(params![filter.genre, filter.model, filter.label, after, limit as i64], track_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let tracks = tracks.into_iter().map(|t| with_predictions(c, t)).collect::<rusqlite::Result<_>>()?;
             Ok((tracks, total as u64))
@@ -416,9 +414,8 @@ mod tests {
         assert_eq!(track.predictions[0].probabilities, vec![0.25, 0.75]);
         assert_eq!(track.predictions[0].embedding, vec![0.6, 0.8]);
 
-        let (page, total) = store
-            .list(&TrackFilter { label: Some("jazz".into()), ..Default::default() }, 0, 10)
-            .expect("list");
+        let (page, total) =
+            store.list(&TrackFilter { label: Some("jazz".into()), ..Default::default() }, 0, 10).expect("list");
         assert_eq!((page.len(), total), (1, 1));
         let (page, total) = store
             .list(&TrackFilter { model: Some("cnn".into()), label: Some("rock".into()), ..Default::default() }, 0, 10)

@@ -27,5 +27,10 @@ fn try_read(path: &Path) -> Result<Tags, lofty::error::FileParseError> {
         return Ok(Tags::default());
     };
     let text = |value: Option<std::borrow::Cow<'_, str>>| value.map(|v| v.trim().to_string()).unwrap_or_default();
-    Ok(Tags { title: text(tag.title()), artist: text(tag.artist()), album: text(tag.album()), genre: text(tag.genre()) })
+    Ok(Tags {
+        title: text(tag.title()),
+        artist: text(tag.artist()),
+        album: text(tag.album()),
+        genre: text(tag.genre()),
+    })
 }

@@ -36,7 +36,9 @@ impl LibraryWatcher {
         for root in scanner.roots() {
             match watcher.watch(root, RecursiveMode::Recursive) {
                 Ok(()) => tracing::info!(root = %root.display(), "watching"),
-                Err(error) => tracing::warn!("cannot watch {}: {error}; changes there are seen by scans only", root.display()),
+                Err(error) => {
+                    tracing::warn!("cannot watch {}: {error}; changes there are seen by scans only", root.display())
+                }
             }
         }
         let task = tokio::spawn(follow(scanner, events, debounce, settle));
@@ -50,7 +52,12 @@ impl Drop for LibraryWatcher {
     }
 }
 
-async fn follow(scanner: Arc<Scanner>, mut events: mpsc::UnboundedReceiver<PathBuf>, debounce: Duration, settle: Duration) {
+async fn follow(
+    scanner: Arc<Scanner>,
+    mut events: mpsc::UnboundedReceiver<PathBuf>,
+    debounce: Duration,
+    settle: Duration,
+) {
     let mut pending = BTreeSet::new();
     loop {
         // Wait for the first event, then until the roots are quiet for `debounce`.

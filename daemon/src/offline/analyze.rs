@@ -77,4 +77,3 @@ pub fn top_labels(labels: &[String], probabilities: &[f32], k: usize) -> Vec<ser
         .map(|i| serde_json::json!({ "name": labels[i], "probability": probabilities[i] }))
         .collect()
 }
-

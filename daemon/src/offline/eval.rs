@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::pipeline::analysis::Analyzer;
 use super::metrics::{argmax, ClassScores, Confusion};
 use crate::models::ModelCatalog;
+use crate::pipeline::analysis::Analyzer;
 use crate::pipeline::{SegmentOptions, TrackPrediction};
 use crate::plugin_host::{PluginError, PluginRegistry};
 

@@ -11,9 +11,16 @@ use super::decode::{DecodeError, Decoder, SourceInfo};
 pub enum AudioInput {
     File(PathBuf),
     /// The bytes of a whole audio file; `name` is used in errors and as a format hint.
-    Encoded { name: String, bytes: Arc<[u8]> },
+    Encoded {
+        name: String,
+        bytes: Arc<[u8]>,
+    },
     /// Mono samples.
-    Pcm { name: String, samples: Arc<[f32]>, sample_rate: u32 },
+    Pcm {
+        name: String,
+        samples: Arc<[f32]>,
+        sample_rate: u32,
+    },
 }
 
 impl AudioInput {

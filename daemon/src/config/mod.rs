@@ -280,3 +280,24 @@ impl Loaded {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example in docs/CONFIGURATION.md is a valid configuration: every key known, every
+    /// type right, both kinds of live source.
+    #[test]
+    fn the_documented_example_loads() {
+        let doc = include_str!("../../../docs/CONFIGURATION.md");
+        let example = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a toml block");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("timbre.toml");
+        std::fs::write(&file, example).expect("write");
+        let (settings, provenance) =
+            layers::load(&Settings::default(), &[(file.clone(), true)], &Flags::default()).expect("loads");
+        assert_eq!(settings.live.len(), 2);
+        assert_eq!(settings.workers.queue, 32);
+        assert_eq!(provenance.origin("library.roots"), file.display().to_string());
+    }
+}

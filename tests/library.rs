@@ -112,7 +112,10 @@ fn a_watched_folder_is_analysed_a_rescan_skips_it_and_a_renamed_file_keeps_its_a
         let progress = scan(&mut client, false).await;
         let last = progress.last().expect("at least one message");
         assert!(last.finished);
-        assert_eq!((last.done, last.total, last.failed, last.analysed), (tracks.len() as u64, tracks.len() as u64, 0, 0));
+        assert_eq!(
+            (last.done, last.total, last.failed, last.analysed),
+            (tracks.len() as u64, tracks.len() as u64, 0, 0)
+        );
 
         // A rename keeps the track, its id and its analysis.
         let before = tracks.iter().find(|t| t.path.ends_with("second.wav")).expect("second.wav").clone();
@@ -244,8 +247,9 @@ fn kill_9_in_the_middle_of_a_scan_then_a_restart_completes_the_library_without_r
     let db = rusqlite::Connection::open(&database).expect("open");
     let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
     assert_eq!(check, "ok");
-    let (rows, paths): (i64, i64) =
-        db.query_row("SELECT count(*), count(DISTINCT path) FROM tracks", [], |r| Ok((r.get(0)?, r.get(1)?))).expect("count");
+    let (rows, paths): (i64, i64) = db
+        .query_row("SELECT count(*), count(DISTINCT path) FROM tracks", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("count");
     assert_eq!((rows, paths), (files as i64, files as i64), "every file once");
     let after = analysed_at(&database);
     assert_eq!(after.len(), files * 4);
@@ -283,11 +287,13 @@ fn a_model_whose_version_changed_is_rerun_and_only_that_model() {
     assert_eq!(before.len(), 2 * 5, "four shipped models and tiny");
 
     let manifest = std::fs::read_to_string(tiny.join("model.toml")).expect("read");
-    std::fs::write(tiny.join("model.toml"), manifest.replace("version = \"1.0.0\"", "version = \"1.0.1\"")).expect("write");
+    std::fs::write(tiny.join("model.toml"), manifest.replace("version = \"1.0.0\"", "version = \"1.0.1\""))
+        .expect("write");
     let daemon = Daemon::start_with(&args, &[]);
     let after = runtime().block_on(eventually("tiny to be re-run on both tracks", 120, async || {
         let after = analysed_at(&database);
-        let changed: Vec<_> = after.iter().filter(|(key, at)| before.get(*key) != Some(*at)).map(|(k, _)| k.clone()).collect();
+        let changed: Vec<_> =
+            after.iter().filter(|(key, at)| before.get(*key) != Some(*at)).map(|(k, _)| k.clone()).collect();
         (changed.len() == 2).then_some((after, changed))
     }));
     assert!(daemon.stop().success());
@@ -304,7 +310,10 @@ fn paths_outside_the_library_roots_are_refused() {
     let daemon = Daemon::start_with(&["--root", root.path().to_str().expect("utf-8")], &[]);
     runtime().block_on(async {
         let mut client = daemon.client().await;
-        for path in [stray.display().to_string(), format!("{}/../{}/stray.wav", root.path().display(), outside.path().display())] {
+        for path in [
+            stray.display().to_string(),
+            format!("{}/../{}/stray.wav", root.path().display(), outside.path().display()),
+        ] {
             let request = pb::ClassifyRequest {
                 source: Some(pb::classify_request::Source::Path(path.clone())),
                 ..Default::default()

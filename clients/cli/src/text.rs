@@ -1,0 +1,532 @@
+//! Text output: what each command prints for people. Every function returns the text, so
+//! the commands only decide where it goes, and the tests can read it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use timbre_proto::v1 as pb;
+
+/// Labels shown per model where the daemon sends them all (tracks, live windows).
+pub const SHOWN_LABELS: usize = 3;
+
+/// `rock 0.81  metal 0.10  blues 0.03`
+pub fn labels(labels: &[pb::Label]) -> String {
+    labels.iter().map(|l| format!("{} {:.2}", l.name, l.probability)).collect::<Vec<_>>().join("  ")
+}
+
+/// `  cnn        rock 0.81  metal 0.10  blues 0.03`
+pub fn model_line(prediction: &pb::ModelPrediction, max_labels: usize) -> String {
+    let shown = &prediction.labels[..prediction.labels.len().min(max_labels)];
+    let line = format!("  {:<10} {}", prediction.model, labels(shown));
+    line.trim_end().to_string()
+}
+
+/// One classified file: its path, its duration, one line per model, and with `segments` one
+/// line per segment under its model.
+pub fn classify(path: &str, response: &pb::ClassifyResponse, segments: bool) -> String {
+    let mut text = format!("{path}\n  {:<10} {}\n", "duration", seconds(response.duration_s));
+    if response.predictions.is_empty() {
+        text.push_str("  (no model ran)\n");
+    }
+    for prediction in &response.predictions {
+        text.push_str(&model_line(prediction, usize::MAX));
+        text.push('\n');
+        if segments {
+            for segment in &prediction.segments {
+                let span = format!("{:.1}–{:.1} s", segment.start_s, segment.end_s);
+                let _ = writeln!(text, "    {span:>15}  {}", labels(&segment.labels));
+            }
+        }
+    }
+    text
+}
+
+/// `215.30 s`
+pub fn seconds(s: f64) -> String {
+    format!("{s:.2} s")
+}
+
+/// A track length as on a player: `3:35`, `1:02:03`.
+pub fn clock(s: f64) -> String {
+    let total = s.max(0.0).round() as u64;
+    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// A wait: `45s`, `3m20s`, `1h02m`; `?` when unknown (0, as the proto sends it).
+pub fn wait(s: f64) -> String {
+    if !s.is_finite() || s <= 0.0 {
+        return "?".into();
+    }
+    let total = s.round() as u64;
+    match total {
+        0..60 => format!("{total}s"),
+        60..3600 => format!("{}m{:02}s", total / 60, total % 60),
+        _ => format!("{}h{:02}m", total / 3600, total / 60 % 60),
+    }
+}
+
+/// `8.2 MiB`
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `2023-11-14 22:13:20 UTC`, from seconds since the Unix epoch.
+pub fn utc(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Days to a civil date, from Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// `analysed`, `pending`, `failed`; `state 7` for one this client does not know.
+pub fn state(state: i32) -> String {
+    match pb::AnalysisState::try_from(state) {
+        Ok(s) => s.as_str_name().trim_start_matches("ANALYSIS_STATE_").to_lowercase(),
+        Err(_) => format!("state {state}"),
+    }
+}
+
+fn plugin_kind(kind: i32) -> String {
+    match pb::PluginKind::try_from(kind) {
+        Ok(k) => k.as_str_name().trim_start_matches("PLUGIN_KIND_").to_lowercase(),
+        Err(_) => format!("kind {kind}"),
+    }
+}
+
+/// At most `max` characters, the last one `…` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Rows of cells in aligned columns, two spaces apart; the last column is not padded.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().filter_map(|row| row.get(c)).map(|cell| cell.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 < row.len() {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
+            } else {
+                line.push_str(cell);
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// `Artist – Title`, either alone when the other is missing, `-` when both are.
+pub fn artist_title(tags: Option<&pb::TrackTags>) -> String {
+    let Some(tags) = tags else { return "-".into() };
+    match (tags.artist.is_empty(), tags.title.is_empty()) {
+        (false, false) => format!("{} – {}", tags.artist, tags.title),
+        (false, true) => tags.artist.clone(),
+        (true, false) => tags.title.clone(),
+        (true, true) => "-".into(),
+    }
+}
+
+/// The label column of `timbre tracks`: the top label under `model`, or `model:label` for
+/// every model that analysed the track.
+pub fn top_labels(track: &pb::Track, model: Option<&str>) -> String {
+    let top = |p: &pb::ModelPrediction| p.labels.first().map_or("?".to_string(), |l| l.name.clone());
+    let text = match model {
+        Some(model) => track.predictions.iter().find(|p| p.model == model).map(top).unwrap_or_default(),
+        None => track.predictions.iter().map(|p| format!("{}:{}", p.model, top(p))).collect::<Vec<_>>().join(" "),
+    };
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text
+    }
+}
+
+/// The `timbre tracks` table, with a header row.
+pub fn tracks_table(tracks: &[pb::Track], model: Option<&str>) -> String {
+    let header = ["ID", "STATE", if model.is_some() { "LABEL" } else { "LABELS" }, "LENGTH", "ARTIST – TITLE", "PATH"];
+    let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    for track in tracks {
+        rows.push(vec![
+            track.id.to_string(),
+            state(track.state),
+            top_labels(track, model),
+            if track.duration_s > 0.0 { clock(track.duration_s) } else { "-".into() },
+            truncate(&artist_title(track.tags.as_ref()), 40),
+            track.path.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
+/// Everything about one track, one field per line.
+pub fn track(track: &pb::Track) -> String {
+    let or_dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    let tags = track.tags.clone().unwrap_or_default();
+    let mut rows: Vec<(&str, String)> =
+        vec![("id", track.id.to_string()), ("path", track.path.clone()), ("state", state(track.state))];
+    if !track.error.is_empty() {
+        rows.push(("error", track.error.clone()));
+    }
+    rows.extend([
+        (
+            "duration",
+            if track.duration_s > 0.0 {
+                format!("{} ({})", clock(track.duration_s), seconds(track.duration_s))
+            } else {
+                "- (not analysed)".into()
+            },
+        ),
+        ("size", format!("{} ({} bytes)", bytes(track.size_bytes), track.size_bytes)),
+        ("modified", format!("{} ({})", utc(track.mtime_unix), track.mtime_unix)),
+        ("hash", or_dash(&track.content_hash)),
+        ("title", or_dash(&tags.title)),
+        ("artist", or_dash(&tags.artist)),
+        ("album", or_dash(&tags.album)),
+        ("genre", or_dash(&tags.genre)),
+    ]);
+    let mut text = String::new();
+    for (name, value) in rows {
+        let _ = writeln!(text, "{name:<10} {value}");
+    }
+    if track.predictions.is_empty() {
+        text.push_str("predictions -\n");
+    } else {
+        text.push_str("predictions\n");
+        for prediction in &track.predictions {
+            text.push_str(&model_line(prediction, SHOWN_LABELS));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// `[radio] 12.0–15.0 s  cnn rock 0.70 metal 0.10 blues 0.05  lstm rock 0.60 ...`
+pub fn live(live: &pb::LivePrediction) -> String {
+    let mut line = format!("[{}] {:.1}–{:.1} s", live.source, live.window_start_s, live.window_end_s);
+    for prediction in &live.predictions {
+        let _ = write!(line, "  {}", prediction.model);
+        for label in prediction.labels.iter().take(SHOWN_LABELS) {
+            let _ = write!(line, " {} {:.2}", label.name, label.probability);
+        }
+    }
+    line
+}
+
+/// A periodic progress line of a scan that is not on a terminal.
+pub fn scan_line(progress: &pb::ScanProgress) -> String {
+    let mut line = format!(
+        "scan: {}/{} files, {} failed, {:.1} files/s, ETA {}",
+        progress.done,
+        progress.total,
+        progress.failed,
+        progress.rate_per_s,
+        wait(progress.eta_s)
+    );
+    if !progress.current_path.is_empty() {
+        let _ = write!(line, ", now {}", progress.current_path);
+    }
+    line
+}
+
+/// `scanned 120 files: 2 failed, 30 analysed, 88 unchanged (9.8 s, 12.2 files/s)`, from the
+/// last message of a scan. "Unchanged" counts the files whose analysis was kept (unchanged,
+/// moved or copied).
+pub fn scan_summary(last: &pb::ScanProgress, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { last.done as f64 / secs } else { 0.0 };
+    let unchanged = last.done.saturating_sub(last.analysed).saturating_sub(last.failed);
+    format!(
+        "scanned {} files: {} failed, {} analysed, {unchanged} unchanged ({secs:.1} s, {rate:.1} files/s)",
+        last.done, last.failed, last.analysed
+    )
+}
+
+/// The daemon's plugins, one per line, then the refused ones with why.
+pub fn plugins(response: &pb::ListPluginsResponse) -> String {
+    let mut text = String::new();
+    if response.plugins.is_empty() {
+        text.push_str("no plugins loaded\n");
+    }
+    for p in &response.plugins {
+        let file = if p.file.is_empty() { "(built in)" } else { &p.file };
+        let _ = writeln!(
+            text,
+            "{:<12} {:<10} {:<8} abi {}.{}  {file}",
+            p.name,
+            plugin_kind(p.kind),
+            p.version,
+            p.abi_major,
+            p.abi_minor
+        );
+    }
+    for r in &response.refused {
+        let _ = writeln!(text, "refused      {}: {}", r.file, r.reason);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(name: &str, probability: f32) -> pb::Label {
+        pb::Label { name: name.into(), probability }
+    }
+
+    fn cnn() -> pb::ModelPrediction {
+        pb::ModelPrediction {
+            model: "cnn".into(),
+            labels: vec![label("rock", 0.81), label("metal", 0.1), label("blues", 0.03), label("jazz", 0.01)],
+            segments: vec![
+                pb::SegmentPrediction { index: 0, start_s: 0.0, end_s: 3.0, labels: vec![label("rock", 0.9)] },
+                pb::SegmentPrediction { index: 1, start_s: 3.0, end_s: 4.5, labels: vec![label("metal", 0.6)] },
+            ],
+        }
+    }
+
+    #[test]
+    fn model_lines_pad_the_model_name() {
+        assert_eq!(model_line(&cnn(), 3), "  cnn        rock 0.81  metal 0.10  blues 0.03");
+        assert_eq!(model_line(&cnn(), 1), "  cnn        rock 0.81");
+        let none = pb::ModelPrediction { model: "knn".into(), ..Default::default() };
+        assert_eq!(model_line(&none, 3), "  knn");
+    }
+
+    #[test]
+    fn classify_shows_path_duration_models_and_segments() {
+        let response = pb::ClassifyResponse { path: String::new(), duration_s: 4.5, predictions: vec![cnn()] };
+        assert_eq!(
+            classify("a.flac", &response, false),
+            "a.flac\n  duration   4.50 s\n  cnn        rock 0.81  metal 0.10  blues 0.03  jazz 0.01\n"
+        );
+        let with_segments = classify("a.flac", &response, true);
+        let lines: Vec<_> = with_segments.lines().collect();
+        assert_eq!(lines.len(), 5, "{with_segments}");
+        assert_eq!(lines[3], "          0.0–3.0 s  rock 0.90");
+        assert_eq!(lines[4], "          3.0–4.5 s  metal 0.60");
+        let empty = pb::ClassifyResponse { duration_s: 1.0, ..Default::default() };
+        assert!(classify("b.wav", &empty, false).contains("(no model ran)"));
+    }
+
+    #[test]
+    fn durations_read_like_a_player_and_waits_like_a_clock() {
+        assert_eq!(clock(0.0), "0:00");
+        assert_eq!(clock(215.4), "3:35");
+        assert_eq!(clock(3723.0), "1:02:03");
+        assert_eq!(wait(0.0), "?");
+        assert_eq!(wait(f64::NAN), "?");
+        assert_eq!(wait(45.2), "45s");
+        assert_eq!(wait(200.0), "3m20s");
+        assert_eq!(wait(3720.0), "1h02m");
+        assert_eq!(seconds(4.0), "4.00 s");
+    }
+
+    #[test]
+    fn sizes_and_dates() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(8 * 1024 * 1024 + 200 * 1024), "8.2 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn states_by_short_name() {
+        assert_eq!(state(pb::AnalysisState::Analysed as i32), "analysed");
+        assert_eq!(state(pb::AnalysisState::Failed as i32), "failed");
+        assert_eq!(state(42), "state 42");
+    }
+
+    #[test]
+    fn tables_align_columns_and_truncate_long_cells() {
+        let rows = vec![
+            vec!["ID".to_string(), "NAME".into(), "PATH".into()],
+            vec!["7".to_string(), "a".into(), "/x".into()],
+            vec!["1234".to_string(), "bbbbb".into(), "/yy".into()],
+        ];
+        assert_eq!(table(&rows), "ID    NAME   PATH\n7     a      /x\n1234  bbbbb  /yy\n");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abcd", 4), "abcd");
+        assert_eq!(truncate("ä–ö", 3), "ä–ö", "counts characters, not bytes");
+    }
+
+    fn library_track() -> pb::Track {
+        pb::Track {
+            id: 42,
+            path: "/m/a.flac".into(),
+            size_bytes: 2048,
+            mtime_unix: 1_700_000_000,
+            content_hash: "ab12".into(),
+            tags: Some(pb::TrackTags { title: "Song".into(), artist: "Band".into(), ..Default::default() }),
+            duration_s: 215.5,
+            state: pb::AnalysisState::Analysed as i32,
+            error: String::new(),
+            predictions: vec![
+                cnn(),
+                pb::ModelPrediction { model: "lstm".into(), labels: vec![label("jazz", 0.5)], segments: vec![] },
+            ],
+        }
+    }
+
+    #[test]
+    fn tracks_table_shows_top_label_per_model() {
+        let failed = pb::Track {
+            id: 7,
+            path: "/m/broken.mp3".into(),
+            state: pb::AnalysisState::Failed as i32,
+            error: "bad header".into(),
+            ..Default::default()
+        };
+        let table = tracks_table(&[failed.clone(), library_track()], None);
+        let lines: Vec<_> = table.lines().collect();
+        assert_eq!(lines[0], "ID  STATE     LABELS              LENGTH  ARTIST – TITLE  PATH");
+        assert_eq!(lines[1], "7   failed    -                   -       -               /m/broken.mp3");
+        assert_eq!(lines[2], "42  analysed  cnn:rock lstm:jazz  3:36    Band – Song     /m/a.flac");
+
+        let only_lstm = tracks_table(&[failed, library_track()], Some("lstm"));
+        assert!(only_lstm.lines().next().is_some_and(|h| h.contains("LABEL ")), "{only_lstm}");
+        assert!(only_lstm.lines().nth(2).is_some_and(|l| l.contains(" jazz ") && !l.contains("rock")), "{only_lstm}");
+    }
+
+    #[test]
+    fn artist_title_uses_what_is_there() {
+        let tags = |artist: &str, title: &str| pb::TrackTags {
+            artist: artist.into(),
+            title: title.into(),
+            ..Default::default()
+        };
+        assert_eq!(artist_title(Some(&tags("A", "T"))), "A – T");
+        assert_eq!(artist_title(Some(&tags("A", ""))), "A");
+        assert_eq!(artist_title(Some(&tags("", "T"))), "T");
+        assert_eq!(artist_title(Some(&tags("", ""))), "-");
+        assert_eq!(artist_title(None), "-");
+    }
+
+    #[test]
+    fn track_shows_every_field() {
+        let text = track(&library_track());
+        for expected in [
+            "id         42\n",
+            "path       /m/a.flac\n",
+            "state      analysed\n",
+            "duration   3:36 (215.50 s)\n",
+            "size       2.0 KiB (2048 bytes)\n",
+            "modified   2023-11-14 22:13:20 UTC (1700000000)\n",
+            "hash       ab12\n",
+            "title      Song\n",
+            "artist     Band\n",
+            "album      -\n",
+            "genre      -\n",
+            "predictions\n  cnn        rock 0.81  metal 0.10  blues 0.03\n  lstm       jazz 0.50\n",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        assert!(!text.contains("error"), "no error line for an analysed track");
+
+        let failed = pb::Track {
+            state: pb::AnalysisState::Failed as i32,
+            error: "unsupported codec".into(),
+            ..Default::default()
+        };
+        let text = track(&failed);
+        assert!(text.contains("state      failed\nerror      unsupported codec\n"), "{text}");
+        assert!(text.contains("predictions -\n"), "{text}");
+    }
+
+    #[test]
+    fn live_lines_name_source_window_and_models() {
+        let live = pb::LivePrediction {
+            source: "radio".into(),
+            window_start_s: 12.0,
+            window_end_s: 15.0,
+            predictions: vec![
+                cnn(),
+                pb::ModelPrediction { model: "lstm".into(), labels: vec![label("jazz", 0.5)], segments: vec![] },
+            ],
+        };
+        assert_eq!(super::live(&live), "[radio] 12.0–15.0 s  cnn rock 0.81 metal 0.10 blues 0.03  lstm jazz 0.50");
+    }
+
+    #[test]
+    fn scan_lines_and_summary() {
+        let progress = pb::ScanProgress {
+            done: 40,
+            total: 120,
+            failed: 1,
+            current_path: "/m/x.flac".into(),
+            rate_per_s: 12.34,
+            eta_s: 6.4,
+            finished: false,
+            analysed: 30,
+        };
+        assert_eq!(scan_line(&progress), "scan: 40/120 files, 1 failed, 12.3 files/s, ETA 6s, now /m/x.flac");
+        let idle = pb::ScanProgress { current_path: String::new(), eta_s: 0.0, ..progress };
+        assert_eq!(scan_line(&idle), "scan: 40/120 files, 1 failed, 12.3 files/s, ETA ?");
+        let last = pb::ScanProgress { done: 120, total: 120, failed: 2, analysed: 30, finished: true, ..idle };
+        assert_eq!(
+            scan_summary(&last, Duration::from_millis(9800)),
+            "scanned 120 files: 2 failed, 30 analysed, 88 unchanged (9.8 s, 12.2 files/s)"
+        );
+        assert_eq!(
+            scan_summary(&pb::ScanProgress::default(), Duration::ZERO),
+            "scanned 0 files: 0 failed, 0 analysed, 0 unchanged (0.0 s, 0.0 files/s)"
+        );
+    }
+
+    #[test]
+    fn plugins_list_kind_version_abi_and_refusals() {
+        let response = pb::ListPluginsResponse {
+            plugins: vec![pb::PluginInfo {
+                name: "mel".into(),
+                kind: pb::PluginKind::Feature as i32,
+                version: "0.1.0".into(),
+                abi_major: 1,
+                abi_minor: 0,
+                file: String::new(),
+                metadata_json: "{}".into(),
+            }],
+            refused: vec![pb::RefusedPlugin { file: "/p/old.so".into(), reason: "ABI 0.1".into() }],
+        };
+        assert_eq!(
+            plugins(&response),
+            "mel          feature    0.1.0    abi 1.0  (built in)\nrefused      /p/old.so: ABI 0.1\n"
+        );
+        assert_eq!(plugins(&pb::ListPluginsResponse::default()), "no plugins loaded\n");
+    }
+}

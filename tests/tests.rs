@@ -4,6 +4,7 @@
 mod util;
 
 mod classify;
+mod client;
 mod cli;
 mod decode;
 mod library;

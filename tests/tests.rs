@@ -8,3 +8,4 @@ mod decode;
 mod models;
 mod plugins;
 mod serve;
+mod sources;

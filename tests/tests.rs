@@ -11,3 +11,4 @@ mod library;
 mod models;
 mod plugins;
 mod serve;
+mod sources;

@@ -11,5 +11,7 @@ ffmpeg -loglevel error -y "${src[@]}" -c:a flac tone.flac
 ffmpeg -loglevel error -y "${src[@]}" -c:a libmp3lame -b:a 64k tone.mp3
 ffmpeg -loglevel error -y "${src[@]}" -c:a libvorbis -q:a 1 tone.ogg
 ffmpeg -loglevel error -y "${src[@]}" -c:a aac -b:a 64k tone-aac.m4a
+# Raw AAC in ADTS frames, as Icecast serves it (tests/sources.rs streams it over HTTP).
+ffmpeg -loglevel error -y "${src[@]}" -c:a aac -b:a 64k -f adts tone.aac
 ffmpeg -loglevel error -y "${src[@]}" -c:a alac tone-alac.m4a
 ls -l

@@ -21,8 +21,9 @@ use super::{Output, PcmBlock, SourceError, POLL};
 const STALL: Duration = Duration::from_secs(5);
 /// Blocks held between the audio callback and this thread; more are dropped, not queued.
 const QUEUE: usize = 64;
-/// How long ALSA may take to set a stream up.
+/// How long ALSA may take to set a stream up, and to close it.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) fn run(name: &str, wanted: Option<&str>, out: &Output) -> Result<(), SourceError> {
     let host = cpal::default_host();
@@ -64,14 +65,30 @@ pub(super) fn run(name: &str, wanted: Option<&str>, out: &Output) -> Result<(), 
         config.channels,
         supported.sample_format()
     );
-    let result = pump(&label, config.sample_rate, &data_rx, &error_rx, &dropped, out);
-    // Dropping the stream stops cpal's thread before the device is opened again.
-    drop(stream);
+    let result = pump(name, &label, config.sample_rate, &data_rx, &error_rx, &dropped, out);
+    close(name, stream, &label);
     result
+}
+
+/// Close the stream on a thread of its own, waiting [`CLOSE_TIMEOUT`] at most. Closing a device
+/// that has gone can block forever (ALSA's PulseAudio plugin deadlocks when the server dies),
+/// and that must not stop the retries; such a stream is left behind, with a warning.
+fn close(name: &str, stream: cpal::Stream, device: &str) {
+    let (closed_tx, closed_rx) = mpsc::channel();
+    let closer = std::thread::Builder::new().name(format!("close-{device}")).spawn(move || {
+        drop(stream);
+        let _ = closed_tx.send(());
+    });
+    // Without a thread the closure (and the stream) was dropped right here, so it is closed.
+    if closer.is_ok() && closed_rx.recv_timeout(CLOSE_TIMEOUT).is_err() {
+        let seconds = CLOSE_TIMEOUT.as_secs();
+        tracing::warn!(source = %name, "live source \"{name}\": capture device \"{device}\" did not close within {seconds} s; leaving it behind");
+    }
 }
 
 /// Forward blocks until the source should end or the device fails.
 fn pump(
+    name: &str,
     device: &str,
     sample_rate: u32,
     data: &Receiver<Vec<f32>>,
@@ -81,13 +98,13 @@ fn pump(
 ) -> Result<(), SourceError> {
     let mut last_data = Instant::now();
     let mut xruns = 0u64;
-    let mut dropped_reported = 0;
+    let mut drops = DropReport::default();
     while !out.stopped() {
         match errors.try_recv() {
             // An overrun loses a few samples; cpal has already restarted the stream.
             Ok(e) if e.kind() == cpal::ErrorKind::Xrun => {
                 xruns += 1;
-                tracing::debug!(device, xruns, "capture overrun");
+                tracing::debug!(source = %name, device, xruns, "capture overrun");
             }
             Ok(e) => return Err(SourceError::Device { device: device.to_string(), reason: e.to_string() }),
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => {}
@@ -107,13 +124,32 @@ fn pump(
                 return Err(SourceError::Device { device: device.to_string(), reason: "the stream closed".into() });
             }
         }
-        let now_dropped = dropped.load(Ordering::Relaxed);
-        if now_dropped > dropped_reported {
-            tracing::warn!(device, "dropped {} captured blocks: the consumer is not keeping up", now_dropped);
-            dropped_reported = now_dropped;
-        }
+        drops.check(name, device, dropped.load(Ordering::Relaxed));
     }
     Ok(())
+}
+
+/// Warns about blocks dropped for a slow consumer, at most once per [`DropReport::EVERY`].
+#[derive(Default)]
+struct DropReport {
+    reported: u64,
+    last: Option<Instant>,
+}
+
+impl DropReport {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn check(&mut self, name: &str, device: &str, dropped: u64) {
+        if dropped > self.reported && self.last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            let blocks = dropped - self.reported;
+            tracing::warn!(
+                source = %name,
+                "live source \"{name}\": capture device \"{device}\": dropped {blocks} blocks: the consumer is not keeping up"
+            );
+            self.reported = dropped;
+            self.last = Some(Instant::now());
+        }
+    }
 }
 
 /// `default` (or no name) is the system default input; any other name must match a device's
@@ -122,19 +158,17 @@ fn select_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device
     let Some(wanted) = wanted.filter(|w| *w != "default") else {
         return host.default_input_device().ok_or(SourceError::NoDefaultInput);
     };
-    let devices: Vec<cpal::Device> = host
-        .input_devices()
-        .map_err(|e| SourceError::Device { device: wanted.to_string(), reason: e.to_string() })?
-        .collect();
-    let names: Vec<(String, String)> = devices.iter().map(names).collect();
-    if let Some(index) = names.iter().position(|(id, description)| id == wanted || description == wanted) {
-        return Ok(devices.into_iter().nth(index).expect("index of a listed device"));
+    let devices =
+        host.input_devices().map_err(|e| SourceError::Device { device: wanted.to_string(), reason: e.to_string() })?;
+    let mut listed = Vec::new();
+    for device in devices {
+        let (id, description) = names(&device);
+        if id == wanted || description == wanted {
+            return Ok(device);
+        }
+        listed.push(format!("\"{id}\" ({description})"));
     }
-    let available = if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.iter().map(|(id, description)| format!("\"{id}\" ({description})")).collect::<Vec<_>>().join(", ")
-    };
+    let available = if listed.is_empty() { "none".to_string() } else { listed.join(", ") };
     Err(SourceError::NoSuchDevice { name: wanted.to_string(), available })
 }
 

@@ -3,7 +3,8 @@
 //! the device or server going away. [`window`] cuts any block stream into analysis windows.
 //!
 //! Each source runs on its own std thread ([`spawn`]): cpal callbacks and blocking HTTP
-//! reads are not async, and a stuck device must not hold up the runtime.
+//! reads are not async, and a stuck device must not hold up the runtime. A consumer feeds the
+//! blocks to [`LiveSourceConfig::windower`] and analyses each [`Window`] it returns.
 
 pub mod capture;
 pub mod stream;
@@ -329,6 +330,10 @@ mod tests {
         .expect("stream");
         assert_eq!(stream.kind, LiveSourceKind::Stream { url: "http://127.0.0.1:8000/stream.mp3".into() });
         assert_eq!((stream.window_s, stream.hop_s()), (2.0, 0.5));
+
+        // A whole number of seconds is written as a TOML integer.
+        let whole = parse("[[live]]\nname = \"r\"\nkind = \"capture\"\nwindow_s = 2\nhop_s = 1\n").expect("integers");
+        assert_eq!((whole.window_s, whole.hop_s()), (2.0, 1.0));
 
         let named = parse("[[live]]\nname = \"mic\"\nkind = \"capture\"\ndevice = \"pulse\"\n").expect("named");
         assert_eq!(named.kind, LiveSourceKind::Capture { device: Some("pulse".into()) });

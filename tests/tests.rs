@@ -4,10 +4,11 @@
 mod util;
 
 mod classify;
-mod client;
 mod cli;
+mod client;
 mod decode;
 mod library;
+mod live;
 mod models;
 mod plugins;
 mod serve;

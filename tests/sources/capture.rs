@@ -18,14 +18,14 @@ use crate::util::{gtzan_pool, repo, sample, text};
 
 /// Set in the child processes; the `child_*` tests do nothing without it.
 const CHILD: &str = "TIMBRE_CAPTURE_CHILD";
-const SINK: &str = "timbre_test";
+pub(crate) const SINK: &str = "timbre_test";
 
 /// Tests that use the sound server run one at a time: one of them unloads the sink.
-static SOUND_SERVER: Mutex<()> = Mutex::new(());
+pub(crate) static SOUND_SERVER: Mutex<()> = Mutex::new(());
 
 /// Start the server and the sink (`scripts/pulseaudio`); `None` (and a message) when
 /// PulseAudio is not installed.
-fn monitor() -> Option<String> {
+pub(crate) fn monitor() -> Option<String> {
     let output = Command::new(repo().join("scripts/pulseaudio")).output().expect("run scripts/pulseaudio");
     eprint!("{}", text(&output.stderr));
     if output.status.code() == Some(3) {

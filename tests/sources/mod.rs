@@ -2,7 +2,7 @@
 //! audio ([`stream`]), and a PulseAudio null sink played into with `paplay` and recorded
 //! through cpal and ALSA ([`capture`]).
 
-mod capture;
+pub mod capture;
 mod stream;
 
 use std::io::Write;

@@ -218,8 +218,8 @@ fn kill_9_in_the_middle_of_a_scan_then_a_restart_completes_the_library_without_r
             files += 1;
         }
     }
-    for i in files..60 {
-        write_tone_wav(&root.path().join(format!("tone-{i:02}.wav")), 200.0 + 10.0 * i as f32, 20.0);
+    while files < 60 {
+        write_tone_wav(&root.path().join(format!("tone-{files:02}.wav")), 200.0 + 10.0 * files as f32, 20.0);
         files += 1;
     }
     let args = ["--root", root.path().to_str().expect("utf-8"), "--data-dir", data.path().to_str().expect("utf-8")];

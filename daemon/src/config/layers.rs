@@ -203,9 +203,8 @@ fn check_known(values: &Map<String, Value>, known: &BTreeSet<String>, origin: &s
     let mut keys = BTreeSet::new();
     // Environment keys arrive dotted ("server.listen"); file keys arrive nested.
     for (key, value) in values {
-        match &value.kind {
-            ValueKind::Table(inner) => flatten_keys(key, inner, &mut keys),
-            _ => {}
+        if let ValueKind::Table(inner) = &value.kind {
+            flatten_keys(key, inner, &mut keys);
         }
         keys.insert(key.clone());
     }

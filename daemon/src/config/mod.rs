@@ -21,7 +21,7 @@ const TABLE_ARRAYS: &[&str] = &["live"];
 pub use layers::{Flags, Provenance};
 
 /// Everything `timbred serve` reads from its configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -96,19 +96,6 @@ pub struct ModelSettings {
 pub struct PluginSettings {
     /// Extra plugin files or directories, searched after TIMBRE_PLUGIN_PATH.
     pub paths: Vec<PathBuf>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            server: ServerSettings::default(),
-            library: LibrarySettings::default(),
-            workers: WorkerSettings::default(),
-            models: ModelSettings::default(),
-            plugins: PluginSettings::default(),
-            live: Vec::new(),
-        }
-    }
 }
 
 impl Default for ServerSettings {
@@ -244,10 +231,11 @@ impl Loaded {
         if s.server.max_request_mib == 0 {
             return Err(invalid("server.max_request_mib", &0, "must be at least 1"));
         }
-        if !(s.server.max_audio_seconds > 0.0) {
+        // Written so that NaN fails too.
+        if s.server.max_audio_seconds.is_nan() || s.server.max_audio_seconds <= 0.0 {
             return Err(invalid("server.max_audio_seconds", &s.server.max_audio_seconds, "must be positive"));
         }
-        if !(s.server.shutdown_grace_s >= 0.0) {
+        if s.server.shutdown_grace_s.is_nan() || s.server.shutdown_grace_s < 0.0 {
             return Err(invalid("server.shutdown_grace_s", &s.server.shutdown_grace_s, "must not be negative"));
         }
         if s.workers.queue == 0 {

@@ -46,7 +46,7 @@ pub(super) fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<A
         return Err(Status::invalid_argument(format!("{field}: sample_rate and channels must be non-zero")));
     }
     let channels = pcm.channels as usize;
-    if pcm.samples.is_empty() || pcm.samples.len() % channels != 0 {
+    if pcm.samples.is_empty() || !pcm.samples.len().is_multiple_of(channels) {
         return Err(Status::invalid_argument(format!(
             "{field}.samples: {} samples is not a non-zero multiple of {channels} channels",
             pcm.samples.len()

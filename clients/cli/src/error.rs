@@ -46,6 +46,10 @@ pub enum Error {
     /// Something on this side, such as a path that cannot be made absolute.
     #[error("{0}")]
     Local(String),
+    /// An input named on the command line cannot be used, for example an example of
+    /// `recommend` that is neither a library track nor a readable file. The text names it.
+    #[error("{0}")]
+    Input(String),
 }
 
 impl From<tonic::Status> for Error {
@@ -61,7 +65,7 @@ impl Error {
         match self {
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             Error::Status(status) if status.code() != Code::Unavailable => 1,
-            Error::Incomplete(_) => 1,
+            Error::Incomplete(_) | Error::Input(_) => 1,
             Error::Status(_) | Error::InvalidAddr { .. } | Error::Unreachable { .. } => 2,
             Error::Output(_) | Error::Local(_) => 2,
         }
@@ -174,6 +178,13 @@ mod tests {
         let full = Error::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
         assert!(!full.is_silent());
         assert_eq!(full.exit_status(), 2);
+    }
+
+    #[test]
+    fn unusable_inputs_are_exit_1() {
+        let error = Error::Input("song.flac: no such file".into());
+        assert_eq!(error.to_string(), "song.flac: no such file");
+        assert_eq!(error.exit_status(), 1);
     }
 
     #[test]

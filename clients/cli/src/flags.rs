@@ -21,7 +21,9 @@ Examples:
   timbre health
   timbre classify song.flac
   timbre --addr http://music-box:50051 tracks --label jazz
-  timbre --json track 42 | jq .predictions";
+  timbre --json track 42 | jq .predictions
+  timbre recommend 42 song.flac --negative 17
+  timbre --json playlist --seed 42 -n 30 | jq -r .track.path > mix.m3u";
 
 /// timbre: ask a running timbred what your music sounds like.
 ///
@@ -107,6 +109,38 @@ Examples:
   timbre live --source radio
   timbre --json live --source soundcard | jq -c '.predictions[0].labels[0]'")]
     Live(LiveArgs),
+    /// Recommend library tracks that sound like the examples, and unlike the --negative ones.
+    ///
+    /// An EXAMPLE is a library track id (a number) or an audio file. A file the library knows
+    /// is sent by its path; any other file is read here and its bytes are sent, to be analysed
+    /// on the fly and not stored (`./123` is a file named 123, not track id 123). Library
+    /// tracks given as examples are never recommended back.
+    ///
+    /// Tracks are ranked by the cosine similarity of their embeddings to the examples', in one
+    /// model's embedding space. One line per track: rank, score (-1 to 1, higher is closer), id,
+    /// top label, artist – title, path. No tracks at all (an empty library, or filters that
+    /// leave none) is said on stderr, and is not an error.
+    #[command(after_help = "\
+Examples:
+  timbre recommend 42
+  timbre recommend song.flac other.mp3 --negative 17 -n 20
+  timbre recommend 42 --genre jazz --genre blues --exclude-seed-artist --diversity 0.3
+  timbre recommend ~/Downloads/demo.wav --min-duration 2:00 --max-duration 6:00
+  timbre --json recommend 42 | jq -r .track.path")]
+    Recommend(RecommendArgs),
+    /// Build a playlist that starts from a seed and walks from track to similar track.
+    ///
+    /// The seed is an EXAMPLE as for `timbre recommend` (a library track id, or an audio file,
+    /// from the library or not); it is not part of the playlist itself. No track comes twice.
+    /// One line per track, in play order: position, score (the cosine similarity to the track
+    /// before it, -1 to 1), id, top label, artist – title, path.
+    #[command(after_help = "\
+Examples:
+  timbre playlist --seed 42
+  timbre playlist --seed song.flac -n 50 --no-repeat-artist
+  timbre playlist --seed 42 --genre rock --exclude-seed-album --max-duration 7:00
+  timbre --json playlist --seed 42 | jq -r .track.path > mix.m3u")]
+    Playlist(PlaylistArgs),
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +235,136 @@ pub struct LiveArgs {
     /// Follow only this live source, by its name in the daemon's configuration.
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// Tracks to find more like: library track ids, or audio files (in the library or not).
+    #[arg(required = true, value_name = "EXAMPLE", value_parser = parse_track_target)]
+    pub examples: Vec<TrackTarget>,
+    /// A track to move away from: an id or a file, as for EXAMPLE. Repeat for more.
+    #[arg(long = "negative", value_name = "EXAMPLE", value_parser = parse_track_target)]
+    pub negatives: Vec<TrackTarget>,
+    /// Show at most this many tracks (at least 1; the daemon caps it at its maximum). Fewer
+    /// come back when the filters leave fewer.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, value_parser = at_least_one())]
+    pub limit: u32,
+    /// Search this model's embedding space, and show its top label. Default: the daemon's
+    /// default recommendation model (the label shown is then the first model's).
+    #[arg(short, long, value_name = "M")]
+    pub model: Option<String>,
+    /// Trade similarity for variety, from 0 (rank by similarity alone) to 1 (favour tracks
+    /// unlike those already picked as much as possible).
+    #[arg(long, value_name = "X", default_value_t = 0.0, value_parser = parse_diversity)]
+    pub diversity: f32,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlaylistArgs {
+    /// Where the playlist starts: a library track id, or an audio file (in the library or not).
+    #[arg(long, required = true, value_name = "EXAMPLE", value_parser = parse_track_target)]
+    pub seed: TrackTarget,
+    /// Number of tracks wanted (at least 1; the daemon caps it at its maximum). Fewer come back
+    /// when the filters leave fewer.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20, value_parser = at_least_one())]
+    pub length: u32,
+    /// Walk this model's embedding space, and show its top label. Default: the daemon's default
+    /// recommendation model (the label shown is then the first model's).
+    #[arg(short, long, value_name = "M")]
+    pub model: Option<String>,
+    /// Never put two tracks by the same artist next to each other.
+    #[arg(long)]
+    pub no_repeat_artist: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Which library tracks `recommend` and `playlist` may pick: all given conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+#[command(next_help_heading = "Filters")]
+pub struct FilterArgs {
+    /// Only tracks of this genre (case-insensitive): their genre tag, or their most probable
+    /// label under the model. Repeat for any of several.
+    #[arg(long = "genre", value_name = "G")]
+    pub genres: Vec<String>,
+    /// Leave out tracks by this artist (case-insensitive, as tagged). Repeat for more.
+    #[arg(long = "exclude-artist", value_name = "A")]
+    pub exclude_artists: Vec<String>,
+    /// Leave out tracks from this album (case-insensitive, as tagged). Repeat for more.
+    #[arg(long = "exclude-album", value_name = "B")]
+    pub exclude_albums: Vec<String>,
+    /// Leave out tracks by the artists of the examples (recommend; not the --negative ones) or
+    /// of the seed (playlist).
+    #[arg(long)]
+    pub exclude_seed_artist: bool,
+    /// Leave out tracks from the albums of the examples (recommend; not the --negative ones) or
+    /// of the seed (playlist).
+    #[arg(long)]
+    pub exclude_seed_album: bool,
+    /// Leave out tracks shorter than this: seconds (90, 90.5) or [H:]M:SS (1:30).
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub min_duration: Option<f64>,
+    /// Leave out tracks longer than this: seconds (420) or [H:]M:SS (7:00).
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub max_duration: Option<f64>,
+}
+
+impl FilterArgs {
+    /// Checks what each flag's parser cannot see alone: a range that nothing could match.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.min_duration, self.max_duration) {
+            (Some(min), Some(max)) if min > max => {
+                Err(format!("--min-duration ({min} s) is longer than --max-duration ({max} s): no track could match"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A count of 1 or more: 0 would mean "the daemon's default" in the proto, but these commands
+/// have their own default, so 0 is refused rather than silently meaning something else.
+fn at_least_one() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
+}
+
+/// A number in [0, 1].
+fn parse_diversity(arg: &str) -> Result<f32, String> {
+    let value: f32 = arg.trim().parse().map_err(|_| format!("{arg:?} is not a number (give one from 0 to 1)"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{arg} is outside 0 to 1"))
+    }
+}
+
+/// A duration: seconds (`90`, `90.5`) or clock time (`1:30`, `1:02:03`), as `timbre tracks`
+/// shows lengths.
+fn parse_seconds(arg: &str) -> Result<f64, String> {
+    let bad = || format!("{arg:?} is not a duration (give seconds, such as 90, or M:SS, such as 1:30)");
+    let parts: Vec<&str> = arg.trim().split(':').collect();
+    if parts.len() > 3 {
+        return Err(bad());
+    }
+    let mut seconds = 0.0;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        // Hours and minutes are whole; only the seconds may have a fraction.
+        let valid = !part.is_empty()
+            && part.chars().all(|c| c.is_ascii_digit() || (last && c == '.'))
+            && (i == 0 || part.split('.').next().is_some_and(|whole| whole.len() == 2));
+        let value: f64 = part.parse().ok().filter(|_| valid).ok_or_else(bad)?;
+        if i > 0 && value >= 60.0 {
+            return Err(bad());
+        }
+        seconds = seconds * 60.0 + value;
+    }
+    if seconds.is_finite() {
+        Ok(seconds)
+    } else {
+        Err(bad())
+    }
 }
 
 #[cfg(test)]
@@ -348,6 +512,175 @@ mod tests {
         assert_eq!(args.source, None);
         let Command::Live(args) = parse(&["timbre", "live", "--source", "radio"]).command else { panic!("not live") };
         assert_eq!(args.source.as_deref(), Some("radio"));
+    }
+
+    #[test]
+    fn recommend_takes_examples_negatives_and_defaults() {
+        let Command::Recommend(args) = parse(&["timbre", "recommend", "42", "./7", "song.flac"]).command else {
+            panic!("not recommend")
+        };
+        assert_eq!(
+            args.examples,
+            [TrackTarget::Id(42), TrackTarget::Path("./7".into()), TrackTarget::Path("song.flac".into())]
+        );
+        assert!(args.negatives.is_empty());
+        assert_eq!(args.limit, 10, "default limit");
+        assert_eq!(args.model, None);
+        assert_eq!(args.diversity, 0.0);
+        assert_eq!(args.filter, FilterArgs::default());
+
+        let cli = parse(&[
+            "timbre",
+            "recommend",
+            "1",
+            "--negative",
+            "2",
+            "--negative",
+            "b.mp3",
+            "-n",
+            "25",
+            "-m",
+            "cnn",
+            "--diversity",
+            "0.5",
+            "3",
+        ]);
+        let Command::Recommend(args) = cli.command else { panic!("not recommend") };
+        assert_eq!(args.examples, [TrackTarget::Id(1), TrackTarget::Id(3)], "positionals on both sides of flags");
+        assert_eq!(args.negatives, [TrackTarget::Id(2), TrackTarget::Path("b.mp3".into())]);
+        assert_eq!(args.limit, 25);
+        assert_eq!(args.model.as_deref(), Some("cnn"));
+        assert_eq!(args.diversity, 0.5);
+        let Command::Recommend(args) = parse(&["timbre", "recommend", "--limit", "3", "1"]).command else {
+            panic!("not recommend")
+        };
+        assert_eq!(args.limit, 3);
+    }
+
+    #[test]
+    fn recommend_filters() {
+        let cli = parse(&[
+            "timbre",
+            "recommend",
+            "1",
+            "--genre",
+            "Jazz",
+            "--genre",
+            "blues",
+            "--exclude-artist",
+            "Earth, Wind & Fire",
+            "--exclude-album",
+            "Live",
+            "--exclude-album",
+            "Demos",
+            "--exclude-seed-artist",
+            "--exclude-seed-album",
+            "--min-duration",
+            "1:30",
+            "--max-duration",
+            "420.5",
+        ]);
+        let Command::Recommend(args) = cli.command else { panic!("not recommend") };
+        assert_eq!(
+            args.filter,
+            FilterArgs {
+                genres: vec!["Jazz".into(), "blues".into()],
+                exclude_artists: vec!["Earth, Wind & Fire".into()],
+                exclude_albums: vec!["Live".into(), "Demos".into()],
+                exclude_seed_artist: true,
+                exclude_seed_album: true,
+                min_duration: Some(90.0),
+                max_duration: Some(420.5),
+            }
+        );
+        assert_eq!(args.filter.check(), Ok(()));
+        let backwards = FilterArgs { min_duration: Some(300.0), max_duration: Some(60.0), ..Default::default() };
+        let why = backwards.check().expect_err("min > max");
+        assert!(why.contains("--min-duration") && why.contains("--max-duration"), "{why}");
+        let equal = FilterArgs { min_duration: Some(60.0), max_duration: Some(60.0), ..Default::default() };
+        assert_eq!(equal.check(), Ok(()));
+    }
+
+    #[test]
+    fn recommend_rejects_bad_values() {
+        use clap::error::ErrorKind::*;
+        assert_eq!(parse_err(&["timbre", "recommend"]), MissingRequiredArgument);
+        assert_eq!(parse_err(&["timbre", "recommend", "--negative", "2"]), MissingRequiredArgument);
+        assert_eq!(parse_err(&["timbre", "recommend", ""]), ValueValidation);
+        // -n 0 is refused rather than meaning "the daemon's default": the default here is 10.
+        assert_eq!(parse_err(&["timbre", "recommend", "-n", "0", "1"]), ValueValidation);
+        assert_eq!(parse_err(&["timbre", "recommend", "-n", "ten", "1"]), ValueValidation);
+        for bad in ["1.5", "-0.1", "1.0001", "NaN", "inf", "lots"] {
+            let flag = format!("--diversity={bad}");
+            assert_eq!(parse_err(&["timbre", "recommend", &flag, "1"]), ValueValidation, "{bad}");
+        }
+        for bad in ["-5", "1:60", "1:5", "1:2:3:4", "1.5:00", "", "abc", "1e3", "9".repeat(400).as_str()] {
+            let flag = format!("--min-duration={bad}");
+            assert_eq!(parse_err(&["timbre", "recommend", &flag, "1"]), ValueValidation, "{bad}");
+        }
+    }
+
+    #[test]
+    fn diversity_and_durations_parse() {
+        assert_eq!(parse_diversity("0"), Ok(0.0));
+        assert_eq!(parse_diversity("1"), Ok(1.0));
+        assert_eq!(parse_diversity("0.25"), Ok(0.25));
+        assert!(parse_diversity("1.1").is_err_and(|e| e.contains("outside 0 to 1")));
+        assert_eq!(parse_seconds("0"), Ok(0.0));
+        assert_eq!(parse_seconds("90"), Ok(90.0));
+        assert_eq!(parse_seconds("90.5"), Ok(90.5));
+        assert_eq!(parse_seconds("1:30"), Ok(90.0));
+        assert_eq!(parse_seconds("0:05.5"), Ok(5.5));
+        assert_eq!(parse_seconds("1:02:03"), Ok(3723.0));
+        assert_eq!(parse_seconds("75:00"), Ok(4500.0), "minutes may pass 59 without hours");
+    }
+
+    #[test]
+    fn playlist_needs_a_seed_and_takes_length_and_filters() {
+        use clap::error::ErrorKind::*;
+        let Command::Playlist(args) = parse(&["timbre", "playlist", "--seed", "42"]).command else {
+            panic!("not playlist")
+        };
+        assert_eq!(args.seed, TrackTarget::Id(42));
+        assert_eq!(args.length, 20, "default length");
+        assert_eq!(args.model, None);
+        assert!(!args.no_repeat_artist);
+        assert_eq!(args.filter, FilterArgs::default());
+
+        let cli = parse(&[
+            "timbre",
+            "playlist",
+            "--seed",
+            "a.flac",
+            "-n",
+            "50",
+            "--model",
+            "cnn",
+            "--no-repeat-artist",
+            "--genre",
+            "rock",
+            "--exclude-seed-album",
+            "--max-duration",
+            "7:00",
+        ]);
+        let Command::Playlist(args) = cli.command else { panic!("not playlist") };
+        assert_eq!(args.seed, TrackTarget::Path("a.flac".into()));
+        assert_eq!(args.length, 50);
+        assert_eq!(args.model.as_deref(), Some("cnn"));
+        assert!(args.no_repeat_artist);
+        assert_eq!(args.filter.genres, ["rock"]);
+        assert!(args.filter.exclude_seed_album && !args.filter.exclude_seed_artist);
+        assert_eq!(args.filter.max_duration, Some(420.0));
+        let Command::Playlist(args) = parse(&["timbre", "playlist", "--seed", "1", "--length", "5"]).command else {
+            panic!("not playlist")
+        };
+        assert_eq!(args.length, 5);
+
+        assert_eq!(parse_err(&["timbre", "playlist"]), MissingRequiredArgument);
+        assert_eq!(parse_err(&["timbre", "playlist", "42"]), UnknownArgument, "the seed goes with --seed");
+        assert_eq!(parse_err(&["timbre", "playlist", "--seed", "1", "--seed", "2"]), ArgumentConflict);
+        assert_eq!(parse_err(&["timbre", "playlist", "--seed", "1", "-n", "0"]), ValueValidation);
+        assert_eq!(parse_err(&["timbre", "playlist", "--seed", "1", "--diversity", "0.5"]), UnknownArgument);
     }
 
     #[test]

@@ -90,6 +90,12 @@ pub fn track(track: &pb::Track) -> Value {
     })
 }
 
+/// `{"score": .., "track": {..}}`, the track as [`track`] has it (`null` if the daemon sent
+/// none); the score is the `f32` the daemon sent, widened like probabilities.
+pub fn recommended_track(recommended: &pb::RecommendedTrack) -> Value {
+    json!({ "score": recommended.score, "track": recommended.track.as_ref().map(track) })
+}
+
 /// Every field of a `ScanProgress`.
 pub fn scan_progress(progress: &pb::ScanProgress) -> Value {
     json!({
@@ -241,6 +247,29 @@ mod tests {
         assert_eq!(value["state"], 99);
         assert_eq!(analysis_state(3), "ANALYSIS_STATE_FAILED");
         assert_eq!(plugin_kind(2), "PLUGIN_KIND_CLASSIFIER");
+    }
+
+    #[test]
+    fn recommended_track_is_score_and_track() {
+        let library_track = pb::Track {
+            id: 42,
+            path: "/m/a.flac".into(),
+            state: pb::AnalysisState::Analysed as i32,
+            predictions: vec![prediction()],
+            ..Default::default()
+        };
+        let recommended = pb::RecommendedTrack { track: Some(library_track.clone()), score: 0.93 };
+        let value = recommended_track(&recommended);
+        assert_eq!(value, json!({ "score": 0.93f32, "track": track(&library_track) }));
+        assert_eq!(value["score"].as_f64(), Some(f64::from(0.93f32)));
+        assert_eq!(value["track"]["id"], 42);
+        assert_eq!(value["track"]["predictions"][0]["labels"][0]["name"], "rock");
+        assert_eq!(value.as_object().map(|o| o.len()), Some(2));
+        // One line, keys in this order.
+        assert!(value.to_string().starts_with(r#"{"score":0.9"#), "{value}");
+
+        let negative = pb::RecommendedTrack { track: None, score: -0.5 };
+        assert_eq!(recommended_track(&negative), json!({ "score": -0.5, "track": null }));
     }
 
     #[test]

@@ -175,6 +175,45 @@ pub fn top_labels(track: &pb::Track, model: Option<&str>) -> String {
     }
 }
 
+/// The top label of `track` under `model` when given and it has one, else under the first
+/// model that analysed it; `-` when it has none.
+pub fn top_label(track: &pb::Track, model: Option<&str>) -> String {
+    let prediction =
+        model.and_then(|m| track.predictions.iter().find(|p| p.model == m)).or_else(|| track.predictions.first());
+    prediction.and_then(|p| p.labels.first()).map_or_else(|| "-".to_string(), |l| l.name.clone())
+}
+
+/// The tracks of `recommend` (best first) or `playlist` (in play order), one line each, in
+/// aligned columns without a header: rank, score (3 decimals), id, top label (see
+/// [`top_label`]), artist – title, path.
+///
+/// `1.  0.934  42  rock  Band – Song  /m/a.flac`
+pub fn recommended(tracks: &[pb::RecommendedTrack], model: Option<&str>) -> String {
+    let ranks: Vec<String> = (1..=tracks.len()).map(|rank| format!("{rank}.")).collect();
+    let scores: Vec<String> = tracks.iter().map(|t| format!("{:.3}", t.score)).collect();
+    // Numbers line up on the right.
+    let width = |cells: &[String]| cells.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+    let (rank_width, score_width) = (width(&ranks), width(&scores));
+    let rows: Vec<Vec<String>> = tracks
+        .iter()
+        .zip(ranks.iter().zip(&scores))
+        .map(|(recommended, (rank, score))| {
+            let mut row = vec![format!("{rank:>rank_width$}"), format!("{score:>score_width$}")];
+            match &recommended.track {
+                Some(track) => row.extend([
+                    track.id.to_string(),
+                    top_label(track, model),
+                    truncate(&artist_title(track.tags.as_ref()), 40),
+                    track.path.clone(),
+                ]),
+                None => row.extend(["-", "-", "-", "-"].map(String::from)),
+            }
+            row
+        })
+        .collect();
+    table(&rows)
+}
+
 /// The `timbre tracks` table, with a header row.
 pub fn tracks_table(tracks: &[pb::Track], model: Option<&str>) -> String {
     let header = ["ID", "STATE", if model.is_some() { "LABEL" } else { "LABELS" }, "LENGTH", "ARTIST – TITLE", "PATH"];
@@ -436,6 +475,58 @@ mod tests {
         assert_eq!(artist_title(Some(&tags("", "T"))), "T");
         assert_eq!(artist_title(Some(&tags("", ""))), "-");
         assert_eq!(artist_title(None), "-");
+    }
+
+    fn recommended_track(score: f32, track: pb::Track) -> pb::RecommendedTrack {
+        pb::RecommendedTrack { track: Some(track), score }
+    }
+
+    #[test]
+    fn top_label_prefers_the_model_used_then_the_first() {
+        let track = library_track();
+        assert_eq!(top_label(&track, None), "rock", "first model");
+        assert_eq!(top_label(&track, Some("lstm")), "jazz");
+        assert_eq!(top_label(&track, Some("knn")), "rock", "a model the track lacks: the first");
+        assert_eq!(top_label(&pb::Track::default(), None), "-");
+        let no_labels = pb::Track {
+            predictions: vec![pb::ModelPrediction { model: "cnn".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        assert_eq!(top_label(&no_labels, Some("cnn")), "-");
+    }
+
+    #[test]
+    fn recommended_tracks_are_one_aligned_line_each() {
+        let untagged = pb::Track {
+            id: 7,
+            path: "/m/b.mp3".into(),
+            predictions: vec![pb::ModelPrediction {
+                model: "lstm".into(),
+                labels: vec![label("jazz", 0.5)],
+                segments: vec![],
+            }],
+            ..Default::default()
+        };
+        let tracks = vec![recommended_track(0.93456, library_track()), recommended_track(0.5, untagged)];
+        assert_eq!(
+            recommended(&tracks, None),
+            "1.  0.935  42  rock  Band – Song  /m/a.flac\n\
+             2.  0.500  7   jazz  -            /m/b.mp3\n"
+        );
+        let lstm = recommended(&tracks, Some("lstm"));
+        assert!(lstm.starts_with("1.  0.935  42  jazz  Band – Song  /m/a.flac\n"), "{lstm}");
+
+        // Ranks and scores line up on the right; a missing track is all dashes.
+        let mut many: Vec<_> = (0..10).map(|i| recommended_track(0.1 * i as f32, pb::Track::default())).collect();
+        many[9].score = -0.25;
+        many[8].track = None;
+        let text = recommended(&many, None);
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 10, "{text}");
+        assert_eq!(lines[0], " 1.   0.000  0  -  -");
+        assert_eq!(lines[8], " 9.   0.800  -  -  -  -");
+        assert_eq!(lines[9], "10.  -0.250  0  -  -");
+        assert_eq!(recommended(&[], None), "");
     }
 
     #[test]

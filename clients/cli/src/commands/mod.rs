@@ -2,9 +2,12 @@
 //! prints through [`crate::text`] or [`crate::json`].
 
 mod classify;
+pub mod example;
 pub mod health;
 mod live;
+mod playlist;
 mod plugins;
+mod recommend;
 mod scan;
 mod track;
 mod tracks;
@@ -18,6 +21,8 @@ use crate::error::{Error, Outcome};
 use crate::flags::Command;
 
 pub use classify::classify_request;
+pub use playlist::playlist_request;
+pub use recommend::{recommend_filter, recommend_request};
 
 /// What every command needs: the connection and where output goes.
 pub struct Ctx<'a> {
@@ -54,6 +59,8 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, Error> 
         Command::Track(args) => track::run(ctx, &args).await,
         Command::Plugins => plugins::run(ctx).await,
         Command::Live(args) => live::run(ctx, &args).await,
+        Command::Recommend(args) => recommend::run(ctx, &args).await,
+        Command::Playlist(args) => playlist::run(ctx, &args).await,
     }
 }
 
@@ -76,4 +83,3 @@ pub fn absolute_path(path: &Path) -> Result<String, Error> {
         .into_string()
         .map_err(|p| Error::Local(format!("{}: not UTF-8, which the API cannot carry", p.to_string_lossy())))
 }
-

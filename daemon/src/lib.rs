@@ -8,6 +8,7 @@
 pub mod config;
 pub mod engine;
 pub mod grpc;
+pub mod index;
 pub mod library;
 pub mod models;
 pub mod npy;

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod engine;
 pub mod grpc;
+pub mod index;
 pub mod library;
 pub mod live;
 pub mod models;

@@ -2,6 +2,7 @@
 //! them. [`store`] keeps it (SQLite), [`scan`] brings it up to date with the disk, [`watch`]
 //! follows changes as they happen.
 
+pub mod embeddings;
 pub mod scan;
 mod schema;
 pub mod store;

@@ -1,0 +1,276 @@
+//! The arithmetic every backend agrees on: normalisation, the recommendation strategies'
+//! query vectors and scores (Qdrant's definitions), and the dot-product kernel.
+
+use super::Strategy;
+
+/// L2-normalise, as Qdrant does for cosine collections: vectors of (near) unit length and
+/// the zero vector are left as they are.
+pub(crate) fn normalise(v: &mut [f32]) {
+    let length = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if length < f32::EPSILON || (length - 1.0).abs() <= 1.0e-6 {
+        return;
+    }
+    for x in v {
+        *x /= length;
+    }
+}
+
+pub(crate) fn normalised(v: &[f32]) -> Vec<f32> {
+    let mut v = v.to_vec();
+    normalise(&mut v);
+    v
+}
+
+/// The query vector of [`Strategy::AverageVector`]: `avg(p)` or `avg(p) + (avg(p) − avg(n))`,
+/// over normalised examples, normalised.
+pub(crate) fn average_query(positive: &[Vec<f32>], negative: &[Vec<f32>]) -> Vec<f32> {
+    let average = |vectors: &[Vec<f32>]| {
+        let mut sum = vec![0.0f32; vectors[0].len()];
+        for v in vectors {
+            for (s, x) in sum.iter_mut().zip(normalised(v)) {
+                *s += x;
+            }
+        }
+        for s in &mut sum {
+            *s /= vectors.len() as f32;
+        }
+        sum
+    };
+    let mut query = average(positive);
+    if !negative.is_empty() {
+        let neg = average(negative);
+        for (q, n) in query.iter_mut().zip(neg) {
+            *q = *q + *q - n;
+        }
+    }
+    normalise(&mut query);
+    query
+}
+
+/// Qdrant's `scaled_fast_sigmoid`: maps a similarity to (0, 1), keeping its order.
+pub(crate) fn scaled_fast_sigmoid(x: f32) -> f32 {
+    0.5 * (x / (1.0 + x.abs()) + 1.0)
+}
+
+/// The [`Strategy::BestScore`] score from the best similarities to a positive and to a negative
+/// (`f32::NEG_INFINITY` when there are no negatives).
+#[inline]
+pub(crate) fn best_score(max_positive: f32, max_negative: f32) -> f32 {
+    if max_positive > max_negative {
+        scaled_fast_sigmoid(max_positive)
+    } else {
+        -scaled_fast_sigmoid(max_negative)
+    }
+}
+
+/// The cosine similarity a [`Strategy::BestScore`] score came from: to the nearest positive
+/// example when the score is positive, to the nearest negative one when it is negative.
+pub fn best_score_similarity(score: f32) -> f32 {
+    let y = 2.0 * score.abs() - 1.0; // = x / (1 + |x|)
+    y / (1.0 - y.abs())
+}
+
+/// What a query scores rows against, with its examples normalised.
+#[derive(Debug, Clone)]
+pub(crate) enum Scorer {
+    Average { query: Vec<f32> },
+    Best { positive: Vec<Vec<f32>>, negative: Vec<Vec<f32>> },
+}
+
+impl Scorer {
+    pub fn new(strategy: Strategy, positive: &[Vec<f32>], negative: &[Vec<f32>]) -> Scorer {
+        match strategy {
+            Strategy::AverageVector => Scorer::Average { query: average_query(positive, negative) },
+            Strategy::BestScore => Scorer::Best {
+                positive: positive.iter().map(|v| normalised(v)).collect(),
+                negative: negative.iter().map(|v| normalised(v)).collect(),
+            },
+        }
+    }
+
+    /// The vectors an approximate index should look near.
+    pub fn probes(&self) -> Vec<&[f32]> {
+        match self {
+            Scorer::Average { query } => vec![query],
+            Scorer::Best { positive, .. } => positive.iter().map(Vec::as_slice).collect(),
+        }
+    }
+
+    /// Scores of `rows` (`out.len()` rows of `dim` floats, contiguous) into `out`.
+    #[inline]
+    pub fn score_rows(&self, rows: &[f32], dim: usize, out: &mut [f32]) {
+        match self {
+            Scorer::Average { query } => dots(query, rows, dim, out),
+            Scorer::Best { positive, negative } => {
+                for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+                    let p = positive.iter().map(|q| dot(q, row)).fold(f32::NEG_INFINITY, f32::max);
+                    let n = negative.iter().map(|q| dot(q, row)).fold(f32::NEG_INFINITY, f32::max);
+                    *o = best_score(p, n);
+                }
+            }
+        }
+    }
+}
+
+const LANES: usize = 16;
+
+/// Dot product in `LANES` independent accumulators, which the compiler turns into SIMD
+/// multiply-adds on any x86-64 or aarch64 target.
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += x * y;
+    }
+    let mut width = LANES / 2;
+    while width > 0 {
+        for i in 0..width {
+            acc[i] += acc[i + width];
+        }
+        width /= 2;
+    }
+    acc[0] + tail
+}
+
+/// `out[i] = dot(query, row i)` for contiguous rows of `dim` floats.
+#[inline]
+pub(crate) fn dots(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+    for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+        *o = dot(query, row);
+    }
+}
+
+/// A small, fast 64-bit hash for fingerprints (not for anything adversarial).
+pub(crate) struct Hasher(u64);
+
+impl Hasher {
+    pub fn new() -> Hasher {
+        Hasher(0x243f_6a88_85a3_08d3)
+    }
+
+    #[inline]
+    pub fn u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(23) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    pub fn i64(&mut self, word: i64) {
+        self.u64(word as u64);
+    }
+
+    pub fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        for chunk in s.as_bytes().chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.u64(u64::from_le_bytes(word));
+        }
+    }
+
+    /// SplitMix64's finaliser, so every input bit reaches every output bit.
+    pub fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// SplitMix64: a seeded, reproducible generator for sampling (k-means) and tests.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (((self.next_u64() >> 11) as u128 * n as u128) >> 53) as usize
+    }
+
+    /// Uniform in [0, 1).
+    #[cfg(test)]
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    #[cfg(test)]
+    pub fn normal(&mut self) -> f32 {
+        let u = self.unit().max(1e-300);
+        let v = self.unit();
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_a_plain_sum_for_every_length() {
+        let mut rng = Rng::new(1);
+        for n in 0..70 {
+            let a: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!((f64::from(dot(&a, &b)) - plain).abs() < 1e-4, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn the_average_vector_follows_qdrant() {
+        // avg(p) = (0.5, 0.5); with n = (0, 1): (0.5, 0.5) + ((0.5, 0.5) - (0, 1)) = (1, 0).
+        let q = average_query(&[vec![1.0, 0.0], vec![0.0, 1.0]], &[vec![0.0, 1.0]]);
+        assert_eq!(q, vec![1.0, 0.0]);
+        let q = average_query(&[vec![2.0, 0.0], vec![0.0, 3.0]], &[]);
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((q[0] - h).abs() < 1e-6 && (q[1] - h).abs() < 1e-6, "{q:?}");
+    }
+
+    #[test]
+    fn best_score_prefers_positives_and_inverts() {
+        assert!(best_score(-0.9, -0.95) > best_score(0.9, 0.95));
+        assert!(best_score(0.2, 0.1) < best_score(0.3, 0.1));
+        assert!(best_score(0.1, 0.3) > best_score(0.1, 0.5), "closer to a negative ranks lower");
+        for x in [-1.0f32, -0.3, 0.0, 0.42, 1.0] {
+            assert!((best_score_similarity(best_score(x, f32::NEG_INFINITY)) - x).abs() < 1e-6);
+            assert!((best_score_similarity(best_score(-2.0, x)) - x).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn fingerprints_see_every_field() {
+        let a = {
+            let mut h = Hasher::new();
+            h.str("ab");
+            h.str("c");
+            h.finish()
+        };
+        let b = {
+            let mut h = Hasher::new();
+            h.str("a");
+            h.str("bc");
+            h.finish()
+        };
+        assert_ne!(a, b);
+    }
+}

@@ -49,11 +49,11 @@ fn the_daemon_serves_health_plugins_and_reflection_and_stops_on_sigterm() {
         let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
         assert!(names.contains(&"timbre.v1.Timbre") && names.contains(&"grpc.health.v1.Health"), "{names:?}");
 
-        // An RPC whose engine side is not built yet says so, rather than answering wrongly.
+        // A request without what it needs is refused with the field named.
         let mut client = pb::timbre_client::TimbreClient::connect(daemon.addr.clone()).await.expect("connect");
-        let status = client.recommend(pb::RecommendRequest::default()).await.expect_err("not served yet");
-        assert_eq!(status.code(), tonic::Code::Unimplemented);
-        assert!(status.message().contains("not served by this timbred yet"), "{}", status.message());
+        let status = client.recommend(pb::RecommendRequest::default()).await.expect_err("no example");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("positive"), "{}", status.message());
     });
     drop(runtime);
 

@@ -11,5 +11,6 @@ mod library;
 mod live;
 mod models;
 mod plugins;
+mod recommend;
 mod serve;
 mod sources;

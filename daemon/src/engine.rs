@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::library::scan::ScanError;
 use crate::library::watch::LibraryWatcher;
+use crate::library::LibraryChange;
 use crate::library::{ModelVersion, Scanner, Store, StoreError, TrackFilter, TrackRecord};
 use crate::live::{LiveHub, LivePrediction};
 use crate::models::ModelCatalog;
@@ -14,6 +15,7 @@ use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
 use crate::plugin_host::{PluginError, PluginKind, PluginRegistry, SearchPath};
+use crate::recommend::keeper::IndexKeeper;
 use crate::workers::{Priority, WorkError, WorkerPool};
 
 /// Every way an engine call can fail; `grpc::status` maps each to a status code.
@@ -25,6 +27,12 @@ pub enum EngineError {
     NotFound(String),
     #[error(transparent)]
     OutsideRoots(ScanError),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
     #[error(transparent)]
     Analysis(#[from] WorkError),
     #[error(transparent)]
@@ -51,6 +59,9 @@ pub struct Engine {
     scanner: Arc<Scanner>,
     watcher: std::sync::Mutex<Option<LibraryWatcher>>,
     live: std::sync::OnceLock<LiveHub>,
+    /// What scans change, until [`Engine::start_index`] hands it to the index keeper.
+    changes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LibraryChange>>>,
+    keeper: std::sync::OnceLock<Arc<IndexKeeper>>,
 }
 
 impl Engine {
@@ -64,12 +75,14 @@ impl Engine {
         let pool = Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
         let store = Arc::new(Store::open(&settings.database_path())?);
         let versions = model_versions(&catalog, &registry);
+        let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
         let scanner = Arc::new(Scanner::new(
             store,
             pool.clone(),
             versions,
             settings.library.roots.clone(),
             settings.library.extensions.clone(),
+            changes_tx,
         ));
         tracing::info!(workers = threads, database = %settings.database_path().display(), "engine started");
         Ok(Engine {
@@ -81,6 +94,8 @@ impl Engine {
             scanner,
             watcher: Default::default(),
             live: Default::default(),
+            changes: std::sync::Mutex::new(Some(changes)),
+            keeper: Default::default(),
         })
     }
 
@@ -105,6 +120,24 @@ impl Engine {
                 tracing::error!("catching up with the library: {error}");
             }
         });
+    }
+
+    /// Open the vector index and keep it in line with the library (from within the runtime,
+    /// before the library is followed, so the first sync sees the library before any scan).
+    pub fn start_index(&self) {
+        let Some(changes) = self.changes.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let keeper = IndexKeeper::start(
+            self.settings.index.clone(),
+            self.settings.library.data_dir.clone(),
+            self.scanner.store().clone(),
+            changes,
+        );
+        let _ = self.keeper.set(keeper);
+    }
+
+    /// The vector index, when it is open and in sync.
+    pub fn index(&self) -> Option<Arc<dyn crate::index::VectorIndex>> {
+        self.keeper.get().and_then(|k| k.index())
     }
 
     /// Start the configured live sources (from within the runtime).
@@ -148,6 +181,9 @@ impl Engine {
         self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.scanner.stop();
         self.scanner.idle().await;
+        if let Some(keeper) = self.keeper.get() {
+            keeper.shutdown().await;
+        }
         if let Err(error) = self.scanner.store().checkpoint() {
             tracing::warn!("{error}");
         }

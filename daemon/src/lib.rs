@@ -17,6 +17,7 @@ pub mod npy;
 pub mod offline;
 pub mod pipeline;
 pub mod plugin_host;
+pub mod recommend;
 pub mod serve;
 pub mod sources;
 pub mod workers;

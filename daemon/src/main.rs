@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use timbre_daemon::config::{Flags, Settings};
 use timbre_daemon::models::{ModelCatalog, ModelOptions};
-use timbre_daemon::offline::{analyze, eval, features, plugins, train};
+use timbre_daemon::offline::{analyze, eval, features, neighbours, plugins, train};
 use timbre_daemon::pipeline::SegmentOptions;
 use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
 
@@ -130,6 +130,25 @@ enum Command {
         #[arg(long, short)]
         jobs: Option<usize>,
     },
+    /// How well each model's embeddings serve recommendation, on a labelled folder
+    /// DIR/<label>/<file>: for every track, the share of its 5 and 10 nearest neighbours
+    /// (cosine, the track itself left out) with its label; chance is printed beside it.
+    EvalNeighbours {
+        /// The labelled folder; each sub-folder name is the label of the files in it.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Worker threads [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+    /// Maintain the vector index behind Recommend and Playlist.
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
     /// Train a model in Rust. Only pca-knn trains here; the neural models train in training/.
     Train {
         #[command(subcommand)]
@@ -177,6 +196,18 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexAction {
+    /// Re-create the index (embedded or Qdrant, as configured) from the library database.
+    ///
+    /// Stop the daemon first when the index is embedded (the daemon holds it in memory and
+    /// would write its own copy back); a Qdrant index can be rebuilt while daemons run.
+    Rebuild {
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
 }
 
@@ -285,6 +316,22 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             // Calls still open after the grace period must not hold the exit.
             runtime.shutdown_background();
             return Ok(true);
+        }
+        Command::Index { action: IndexAction::Rebuild { settings } } => {
+            let loaded = load_settings(&cli, settings)?;
+            let settings = loaded.settings;
+            let store = timbre_daemon::library::Store::open(&settings.database_path())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(async {
+                let index = settings.index.open(&settings.library.data_dir).await?;
+                eprintln!("timbred: rebuilding {} from {}", index.describe(), store.path().display());
+                timbre_daemon::index::rebuild_from_library(index.as_ref(), &store).await
+            })?;
+            println!(
+                "indexed {} of {} library tracks ({} refused)",
+                report.upserted, report.library_tracks, report.rejected
+            );
+            return Ok(report.rejected == 0);
         }
         Command::Config { settings } => {
             let loaded = load_settings(&cli, settings)?;
@@ -419,7 +466,41 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        Command::Serve { .. } | Command::Config { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Config { .. } | Command::Index { .. } => unreachable!("handled above"),
+        Command::EvalNeighbours { data, json, jobs } => {
+            let catalog = model_catalog(&registry, &model_options);
+            let request = eval::EvalRequest { data_dir: data, split: None, jobs: jobs.unwrap_or(all_cores) };
+            let mut last = std::time::Instant::now();
+            let report = neighbours::run(&registry, &catalog, &request, |done, total| {
+                if done == total || last.elapsed().as_secs_f64() > 2.0 {
+                    eprintln!("eval-neighbours: analysed {done}/{total} files");
+                    last = std::time::Instant::now();
+                }
+            })?;
+            for (file, reason) in &report.failed {
+                eprintln!("error: {}: {reason}", file.display());
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} tracks; a random neighbour shares the genre {:.1} % of the time",
+                    report.tracks,
+                    100.0 * report.chance
+                );
+                println!("{:<10} {:>5} {:>8} {:>8}", "space", "dim", "top-5", "top-10");
+                for space in &report.spaces {
+                    println!(
+                        "{:<10} {:>5} {:>7.1}% {:>7.1}%",
+                        space.space,
+                        space.dimension,
+                        100.0 * space.top5,
+                        100.0 * space.top10
+                    );
+                }
+            }
+            Ok(report.failed.is_empty())
+        }
         Command::Plugins { json } => {
             let listing = plugins::list(&registry, &path);
             let catalog = ModelCatalog::discover(&registry, &model_options);

@@ -39,6 +39,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, async {
         let _ = stopped.await;
     }));
+    engine.start_index();
     engine.follow_library();
     engine.start_live();
     tokio::select! {

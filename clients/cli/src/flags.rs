@@ -257,6 +257,11 @@ pub struct RecommendArgs {
     /// unlike those already picked as much as possible).
     #[arg(long, value_name = "X", default_value_t = 0.0, value_parser = parse_diversity)]
     pub diversity: f32,
+    /// How positive and negative examples combine: `average` (one query vector:
+    /// avg(positive) + (avg(positive) − avg(negative))) or `best-score` (each track by its
+    /// best match to a positive against its best match to a negative).
+    #[arg(long, value_name = "STRATEGY", default_value = "average", value_parser = ["average", "best-score"])]
+    pub strategy: String,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

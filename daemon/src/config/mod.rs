@@ -29,6 +29,9 @@ pub struct Settings {
     pub workers: WorkerSettings,
     pub models: ModelSettings,
     pub plugins: PluginSettings,
+    /// The vector index behind `Recommend` and `Playlist`.
+    pub index: crate::index::IndexConfig,
+    pub recommend: RecommendSettings,
     /// Live sources (sound cards, network streams), each a `[[live]]` table; see
     /// [`LiveSourceConfig`]. Not serialised: there is none by default.
     #[serde(skip_serializing)]
@@ -96,6 +99,32 @@ pub struct ModelSettings {
 pub struct PluginSettings {
     /// Extra plugin files or directories, searched after TIMBRE_PLUGIN_PATH.
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendSettings {
+    /// The embedding space searched when a request names none: a model's name. Empty: the
+    /// best shipped model that is loaded (cnn), else the first model loaded.
+    pub model: String,
+    /// Tracks returned when a request does not say, and at most.
+    pub default_limit: usize,
+    pub max_limit: usize,
+    /// Playlist length when a request does not say, and at most.
+    pub default_length: usize,
+    pub max_length: usize,
+}
+
+impl Default for RecommendSettings {
+    fn default() -> Self {
+        RecommendSettings {
+            model: String::new(),
+            default_limit: 10,
+            max_limit: 200,
+            default_length: 20,
+            max_length: 500,
+        }
+    }
 }
 
 impl Default for ServerSettings {
@@ -258,6 +287,24 @@ impl Loaded {
         }
         if !s.library.data_dir.is_absolute() {
             return Err(invalid("library.data_dir", &s.library.data_dir, "must be an absolute path"));
+        }
+        s.index.validate().map_err(|e| ConfigError::Invalid {
+            key: "index".into(),
+            value: format!("{:?}", s.index.backend),
+            origin: self.provenance.origin("index.backend"),
+            reason: e.to_string(),
+        })?;
+        let r = &s.recommend;
+        if r.default_limit == 0
+            || r.max_limit < r.default_limit
+            || r.default_length == 0
+            || r.max_length < r.default_length
+        {
+            return Err(invalid(
+                "recommend",
+                r,
+                "limits and lengths must be at least 1, with the default at most the maximum",
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for source in &s.live {

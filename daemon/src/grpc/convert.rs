@@ -10,6 +10,7 @@ use crate::pipeline::analysis::Analysis;
 use crate::pipeline::classify::ranked;
 use crate::pipeline::TrackPrediction;
 use crate::plugin_host::PluginKind;
+use crate::recommend::{RecommendFilter, Recommendation};
 
 impl From<PluginListing> for pb::ListPluginsResponse {
     fn from(listing: PluginListing) -> Self {
@@ -191,4 +192,20 @@ impl From<&LivePrediction> for pb::LivePrediction {
                 .collect(),
         }
     }
+}
+
+pub fn recommend_filter(filter: pb::RecommendFilter) -> RecommendFilter {
+    RecommendFilter {
+        genres: filter.genres,
+        exclude_artists: filter.exclude_artists,
+        exclude_albums: filter.exclude_albums,
+        min_duration_s: filter.min_duration_s,
+        max_duration_s: filter.max_duration_s,
+        exclude_seed_artist: filter.exclude_seed_artist,
+        exclude_seed_album: filter.exclude_seed_album,
+    }
+}
+
+pub fn recommended(recommendation: Recommendation) -> pb::RecommendedTrack {
+    pb::RecommendedTrack { track: Some(track(recommendation.track)), score: recommendation.score }
 }

@@ -11,9 +11,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use crate::engine::{Engine, EngineError};
+use crate::index::Strategy;
 use crate::library::TrackFilter;
 use crate::pipeline::decode::downmix;
 use crate::pipeline::AudioInput;
+use crate::recommend::{Example, PlaylistRequest, RecommendRequest};
 use crate::sources::Windower;
 
 /// Tracks per `ListTracks` page when the client does not say, and at most.
@@ -30,15 +32,28 @@ impl TimbreService {
     }
 }
 
-/// An RPC of the published contract whose engine side is not built yet. Clients get
-/// UNIMPLEMENTED with a message saying so, never a wrong answer.
-fn not_built_yet(rpc: &str, arrives_with: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is part of timbre.v1 but not served by this timbred yet; it arrives with {arrives_with}"
-    ))
-}
-
 type Stream<T> = ReceiverStream<Result<T, Status>>;
+
+/// A `TrackRef` as a recommendation example; `field` names it in errors.
+fn example(reference: pb::TrackRef, field: &str, max_seconds: f64) -> Result<Example, Status> {
+    use pb::track_ref::Track;
+    match reference.track {
+        Some(Track::TrackId(id)) => Ok(Example::Track(id as i64)),
+        Some(Track::Path(path)) => Ok(Example::Path(PathBuf::from(path))),
+        Some(Track::Audio(audio)) => {
+            let input = match audio.source {
+                Some(pb::audio_input::Source::Encoded(bytes)) if !bytes.is_empty() => {
+                    let name = if audio.filename_hint.is_empty() { field.to_string() } else { audio.filename_hint };
+                    AudioInput::Encoded { name, bytes: bytes.into() }
+                }
+                Some(pb::audio_input::Source::Pcm(pcm)) => pcm_input(pcm, &format!("{field}.audio.pcm"), max_seconds)?,
+                _ => return Err(Status::invalid_argument(format!("{field}.audio: encoded bytes or pcm are required"))),
+            };
+            Ok(Example::Audio(input))
+        }
+        None => Err(Status::invalid_argument(format!("{field}: one of track_id, path or audio is required"))),
+    }
+}
 
 /// Client PCM as mono samples, checked against the contract and the configured length limit.
 pub(super) fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<AudioInput, Status> {
@@ -119,12 +134,55 @@ impl Timbre for TimbreService {
         Ok(Response::new(ReceiverStream::new(stream)))
     }
 
-    async fn recommend(&self, _: Request<pb::RecommendRequest>) -> Result<Response<pb::RecommendResponse>, Status> {
-        Err(not_built_yet("Recommend", "the vector index"))
+    async fn recommend(
+        &self,
+        request: Request<pb::RecommendRequest>,
+    ) -> Result<Response<pb::RecommendResponse>, Status> {
+        let request = request.into_inner();
+        let max_seconds = self.engine.settings().server.max_audio_seconds;
+        let examples = |refs: Vec<pb::TrackRef>, field: &str| {
+            refs.into_iter()
+                .enumerate()
+                .map(|(i, r)| example(r, &format!("{field}[{i}]"), max_seconds))
+                .collect::<Result<Vec<_>, Status>>()
+        };
+        let strategy = match pb::RecommendStrategy::try_from(request.strategy) {
+            Ok(pb::RecommendStrategy::BestScore) => Strategy::BestScore,
+            Ok(_) => Strategy::AverageVector,
+            Err(_) => return Err(Status::invalid_argument(format!("strategy: unknown value {}", request.strategy))),
+        };
+        let recommendations = self
+            .engine
+            .recommend(RecommendRequest {
+                positive: examples(request.positive, "positive")?,
+                negative: examples(request.negative, "negative")?,
+                model: (!request.model.is_empty()).then_some(request.model),
+                limit: request.limit as usize,
+                filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
+                diversity: request.diversity,
+                strategy,
+            })
+            .await?;
+        Ok(Response::new(pb::RecommendResponse {
+            tracks: recommendations.into_iter().map(convert::recommended).collect(),
+        }))
     }
 
-    async fn playlist(&self, _: Request<pb::PlaylistRequest>) -> Result<Response<pb::PlaylistResponse>, Status> {
-        Err(not_built_yet("Playlist", "the vector index"))
+    async fn playlist(&self, request: Request<pb::PlaylistRequest>) -> Result<Response<pb::PlaylistResponse>, Status> {
+        let request = request.into_inner();
+        let max_seconds = self.engine.settings().server.max_audio_seconds;
+        let seed = request.seed.ok_or_else(|| Status::invalid_argument("seed: required"))?;
+        let playlist = self
+            .engine
+            .playlist(PlaylistRequest {
+                seed: Some(example(seed, "seed", max_seconds)?),
+                length: request.length as usize,
+                model: (!request.model.is_empty()).then_some(request.model),
+                no_repeat_artist: request.no_repeat_artist,
+                filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
+            })
+            .await?;
+        Ok(Response::new(pb::PlaylistResponse { tracks: playlist.into_iter().map(convert::recommended).collect() }))
     }
 
     type ScanStream = Stream<pb::ScanProgress>;

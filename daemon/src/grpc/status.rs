@@ -3,6 +3,7 @@
 use tonic::Status;
 
 use crate::engine::EngineError;
+use crate::index::IndexError;
 use crate::library::StoreError;
 use crate::pipeline::PipelineError;
 use crate::workers::WorkError;
@@ -14,6 +15,19 @@ impl From<EngineError> for Status {
             EngineError::InvalidArgument(_) => Status::invalid_argument(message),
             EngineError::NotFound(_) => Status::not_found(message),
             EngineError::OutsideRoots(_) => Status::permission_denied(message),
+            EngineError::FailedPrecondition(_) => Status::failed_precondition(message),
+            EngineError::Unavailable(_) => Status::unavailable(message),
+            EngineError::Index(error) => match error {
+                IndexError::InvalidQuery(_) | IndexError::Dimension { .. } => Status::invalid_argument(message),
+                IndexError::Unreachable { .. } => Status::unavailable(message),
+                IndexError::File { .. }
+                | IndexError::Corrupt { .. }
+                | IndexError::Qdrant { .. }
+                | IndexError::InvalidPoint { .. }
+                | IndexError::Config(_)
+                | IndexError::Store(_)
+                | IndexError::Task(_) => Status::internal(message),
+            },
             EngineError::Analysis(WorkError::Pipeline(pipeline)) => match pipeline {
                 // The audio itself is bad: the caller sent (or named) something we cannot read.
                 PipelineError::Decode(_) | PipelineError::Resample { .. } | PipelineError::Features { .. } => {

@@ -10,6 +10,15 @@ pub mod tags;
 pub mod watch;
 
 pub use scan::{ScanProgress, Scanner};
+
+/// What a scan changed, for whoever mirrors the library (the vector index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibraryChange {
+    /// The track was added, re-analysed, moved, or its analysis failed or was dropped.
+    Changed(i64),
+    /// The track left the library.
+    Removed(i64),
+}
 pub use store::{
     FileStat, ModelVersion, Store, StoreError, StoredPrediction, Tags, TrackFilter, TrackRecord, TrackState,
 };

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::store::{FileStat, ModelVersion, Store, StoreError, StoredPrediction, TrackRecord, TrackState};
-use super::tags;
+use super::{tags, LibraryChange};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
 use crate::workers::{Priority, WorkerPool};
@@ -69,6 +69,8 @@ pub struct Scanner {
     running: tokio::sync::Mutex<()>,
     /// Set at shutdown: no new files are started, analyses in flight are finished and stored.
     stopping: AtomicBool,
+    /// Every track written or removed is announced here.
+    changes: tokio::sync::mpsc::UnboundedSender<LibraryChange>,
 }
 
 impl Scanner {
@@ -78,6 +80,7 @@ impl Scanner {
         versions: Vec<ModelVersion>,
         roots: Vec<PathBuf>,
         extensions: Vec<String>,
+        changes: tokio::sync::mpsc::UnboundedSender<LibraryChange>,
     ) -> Self {
         let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
         let extensions = extensions.iter().map(|e| e.to_ascii_lowercase()).collect();
@@ -89,7 +92,12 @@ impl Scanner {
             extensions,
             running: Default::default(),
             stopping: AtomicBool::new(false),
+            changes,
         }
+    }
+
+    fn announce(&self, change: LibraryChange) {
+        let _ = self.changes.send(change); // nobody listening is fine
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -283,8 +291,10 @@ impl Scanner {
             }
         })
         .await;
-        if let Ok(Err(error)) = saved {
-            tracing::error!("{}: {error}", file.display());
+        match saved {
+            Ok(Ok(())) => self.announce(LibraryChange::Changed(id)),
+            Ok(Err(error)) => tracing::error!("{}: {error}", file.display()),
+            Err(_) => {}
         }
         (failed, !failed)
     }
@@ -309,6 +319,7 @@ impl Scanner {
                 return Ok(self.plan_for(&track, full));
             }
             self.store.replace_content(track.id, stat, &hash, &tags::read(file))?;
+            self.announce(LibraryChange::Changed(track.id));
             return Ok(Plan::Analyse { id: track.id, models: None });
         }
 
@@ -324,6 +335,7 @@ impl Scanner {
         if let Some(moved) = same_content.iter().find(|t| !Path::new(&t.path).exists()) {
             tracing::info!(from = %moved.path, to = %path, "moved; keeping its analysis");
             self.store.move_track(moved.id, path, stat)?;
+            self.announce(LibraryChange::Changed(moved.id));
             return Ok(self.plan_for(moved, full));
         }
         let id = self.store.insert(path, stat, &hash, &tags::read(file))?;
@@ -331,6 +343,7 @@ impl Scanner {
             if let Some(copy_of) = same_content.iter().find(|t| self.current(t)) {
                 tracing::info!(of = %copy_of.path, copy = %path, "a copy; copying its analysis");
                 self.store.copy_analysis(copy_of, id)?;
+                self.announce(LibraryChange::Changed(id));
                 return Ok(Plan::Skip);
             }
         }
@@ -379,6 +392,7 @@ impl Scanner {
                 if !seen.contains(&track_path) && !Path::new(&track_path).exists() {
                     tracing::info!(path = %track_path, "file gone; removing the track");
                     self.store.remove(id)?;
+                    self.announce(LibraryChange::Removed(id));
                     removed += 1;
                 }
             }

@@ -101,12 +101,14 @@ pub fn read_split(path: &Path, subset: &str) -> Result<HashSet<String>, EvalErro
     Ok(selected)
 }
 
-pub fn run(
+/// Every labelled file of `request` analysed by every model: (label, predictions) per
+/// file that could be analysed, and the files that could not with the reason.
+pub fn labelled_predictions(
     registry: &PluginRegistry,
     catalog: &ModelCatalog,
     request: &EvalRequest,
     mut progress: impl FnMut(usize, usize) + Send,
-) -> Result<EvalReport, EvalError> {
+) -> Result<(Vec<(String, Vec<TrackPrediction>)>, Vec<(PathBuf, String)>), EvalError> {
     if catalog.models.is_empty() {
         let reasons: Vec<String> = catalog.refused.iter().map(|(d, r)| format!("{}: {r}", d.display())).collect();
         return Err(EvalError::NoModels(if reasons.is_empty() { "none found".into() } else { reasons.join("; ") }));
@@ -142,7 +144,16 @@ pub fn run(
             progress(results.len() + failed.len(), total);
         },
     )?;
+    Ok((results, failed))
+}
 
+pub fn run(
+    registry: &PluginRegistry,
+    catalog: &ModelCatalog,
+    request: &EvalRequest,
+    progress: impl FnMut(usize, usize) + Send,
+) -> Result<EvalReport, EvalError> {
+    let (results, failed) = labelled_predictions(registry, catalog, request, progress)?;
     let mut models: Vec<ModelReport> = catalog
         .models
         .iter()

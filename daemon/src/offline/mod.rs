@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod eval;
 pub mod features;
 mod metrics;
+pub mod neighbours;
 mod parallel;
 pub mod plugins;
 pub mod split;

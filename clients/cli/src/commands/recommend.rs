@@ -82,6 +82,10 @@ pub fn recommend_request(
         limit: args.limit,
         filter: recommend_filter(&args.filter),
         diversity: args.diversity,
+        strategy: match args.strategy.as_str() {
+            "best-score" => pb::RecommendStrategy::BestScore,
+            _ => pb::RecommendStrategy::AverageVector,
+        } as i32,
     }
 }
 
@@ -135,6 +139,7 @@ mod tests {
                 limit: 10,
                 filter: None,
                 diversity: 0.0,
+                strategy: pb::RecommendStrategy::AverageVector as i32,
             }
         );
     }

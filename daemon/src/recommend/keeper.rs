@@ -1,0 +1,180 @@
+//! Keeps the vector index in line with the library while the daemon runs.
+//!
+//! At start-up it opens the configured backend and syncs it from the library (the source of
+//! truth). Then every track a scan writes or removes is mirrored, in small batches. When the
+//! backend is unreachable (a Qdrant server down), the daemon says so once, goes on analysing
+//! into the library, retries with back-off, and syncs again when the backend is back: no
+//! change is lost, because the sync compares the whole library with the index.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::index::{sync_from_library, IndexConfig, IndexError, IndexPoint, VectorIndex};
+use crate::library::{LibraryChange, Store};
+
+/// How long changes are collected before they are written as one batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
+/// How often the embedded index writes its snapshot when something changed.
+const FLUSH_EVERY: Duration = Duration::from_secs(30);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+pub struct IndexKeeper {
+    index: RwLock<Option<Arc<dyn VectorIndex>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl IndexKeeper {
+    /// Start keeping the index; `changes` are the library's announcements.
+    pub fn start(
+        config: IndexConfig,
+        data_dir: PathBuf,
+        store: Arc<Store>,
+        changes: mpsc::UnboundedReceiver<LibraryChange>,
+    ) -> Arc<Self> {
+        let keeper = Arc::new(IndexKeeper { index: RwLock::new(None), task: Default::default() });
+        let task = tokio::spawn(keep(keeper.clone(), config, data_dir, store, changes));
+        *keeper.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        keeper
+    }
+
+    /// The index, once it is open and in sync; `None` while it is not (yet) reachable.
+    pub fn index(&self) -> Option<Arc<dyn VectorIndex>> {
+        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, index: Option<Arc<dyn VectorIndex>>) {
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+    }
+
+    /// Stop mirroring and write what the index holds (the embedded snapshot).
+    pub async fn shutdown(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+        if let Some(index) = self.index() {
+            if let Err(error) = index.flush().await {
+                tracing::warn!("{error}");
+            }
+        }
+    }
+}
+
+async fn keep(
+    keeper: Arc<IndexKeeper>,
+    config: IndexConfig,
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    mut changes: mpsc::UnboundedReceiver<LibraryChange>,
+) {
+    let mut retry = Duration::from_secs(1);
+    let mut last_flush = tokio::time::Instant::now();
+    loop {
+        // Open and sync; until that works, changes only pile up as "sync needed".
+        let index = match open_and_sync(&config, &data_dir, &store).await {
+            Ok(index) => index,
+            Err(error) => {
+                tracing::error!("{error}; retrying in {} s", retry.as_secs());
+                keeper.set(None);
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(MAX_RETRY);
+                while changes.try_recv().is_ok() {} // the next sync covers them
+                continue;
+            }
+        };
+        retry = Duration::from_secs(1);
+        keeper.set(Some(index.clone()));
+
+        // Mirror changes until the backend fails; then start over with a full sync.
+        loop {
+            let Some(first) = changes.recv().await else { return };
+            let mut batch = vec![first];
+            let deadline = tokio::time::sleep(BATCH_WINDOW);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    next = changes.recv() => match next {
+                        Some(change) => batch.push(change),
+                        None => break,
+                    },
+                }
+            }
+            match mirror(index.as_ref(), &store, batch).await {
+                Ok(()) => {}
+                // The track's content, not the backend: that track stays out of the index.
+                Err(error @ (IndexError::Dimension { .. } | IndexError::InvalidPoint { .. })) => {
+                    tracing::warn!("not indexed: {error}");
+                }
+                Err(error) => {
+                    tracing::error!(
+                        "vector index: {error}; it is brought back in line with the library when it answers again"
+                    );
+                    keeper.set(None);
+                    break;
+                }
+            }
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                last_flush = tokio::time::Instant::now();
+                if let Err(error) = index.flush().await {
+                    tracing::warn!("{error}");
+                }
+            }
+        }
+    }
+}
+
+async fn open_and_sync(
+    config: &IndexConfig,
+    data_dir: &std::path::Path,
+    store: &Store,
+) -> Result<Arc<dyn VectorIndex>, IndexError> {
+    let index = config.open(data_dir).await?;
+    sync_from_library(index.as_ref(), store).await?;
+    Ok(index)
+}
+
+/// Write a batch of library changes to the index: each changed track as it now is in the
+/// library (a track without embeddings leaves the index), each removed one deleted.
+async fn mirror(index: &dyn VectorIndex, store: &Arc<Store>, batch: Vec<LibraryChange>) -> Result<(), IndexError> {
+    let mut changed = BTreeSet::new();
+    let mut removed = BTreeSet::new();
+    for change in batch {
+        match change {
+            LibraryChange::Changed(id) => {
+                removed.remove(&id);
+                changed.insert(id);
+            }
+            LibraryChange::Removed(id) => {
+                changed.remove(&id);
+                removed.insert(id);
+            }
+        }
+    }
+    let store = store.clone();
+    let ids: Vec<i64> = changed.into_iter().collect();
+    let (points, gone) = tokio::task::spawn_blocking(move || {
+        let mut points = Vec::new();
+        let mut gone = Vec::new();
+        for id in ids {
+            match store.track(id)? {
+                Some(track) => points.push(IndexPoint::from_record(&track)),
+                None => gone.push(id), // removed since it was announced
+            }
+        }
+        Ok::<_, IndexError>((points, gone))
+    })
+    .await
+    .map_err(|e| IndexError::Task(e.to_string()))??;
+    if !points.is_empty() {
+        index.upsert(points).await?;
+    }
+    let deletions: Vec<i64> = removed.into_iter().chain(gone).collect();
+    if !deletions.is_empty() {
+        index.delete(deletions).await?;
+    }
+    Ok(())
+}

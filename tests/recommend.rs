@@ -1,0 +1,191 @@
+//! Recommend and Playlist against a real daemon whose library holds real GTZAN clips.
+
+use std::path::{Path, PathBuf};
+
+use lofty::config::WriteOptions;
+use lofty::prelude::*;
+use lofty::tag::{Tag, TagType};
+use timbre_proto::v1 as pb;
+use timbre_proto::v1::timbre_client::TimbreClient;
+use tonic::transport::Channel;
+
+use crate::library::wait_for_tracks;
+use crate::serve::timbre_cli;
+use crate::util::{eventually, gtzan_clips, gtzan_pool, run, runtime, text, Daemon};
+
+fn tag(path: &Path, artist: &str, album: &str) {
+    let mut tag = Tag::new(TagType::VorbisComments);
+    tag.set_artist(artist.into());
+    tag.set_album(album.into());
+    tag.save_to_path(path, WriteOptions::default()).unwrap_or_else(|e| panic!("tagging {}: {e}", path.display()));
+}
+
+fn by_id(id: u64) -> pb::TrackRef {
+    pb::TrackRef { track: Some(pb::track_ref::Track::TrackId(id)) }
+}
+
+async fn recommend(client: &mut TimbreClient<Channel>, request: pb::RecommendRequest) -> Vec<pb::RecommendedTrack> {
+    client.recommend(request).await.expect("Recommend").into_inner().tracks
+}
+
+fn top_label(track: &pb::Track, model: &str) -> String {
+    let prediction = track.predictions.iter().find(|p| p.model == model).expect("prediction");
+    prediction.labels[0].name.clone()
+}
+
+/// The library: three clips of four genres; two tracks by one artist in different genres.
+fn library(root: &Path, pool: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for clip in gtzan_clips(pool, &["classical", "metal", "jazz", "pop"], 3) {
+        let to = root.join(clip.file_name().expect("name"));
+        std::fs::copy(&clip, &to).expect("copy");
+        files.push(to);
+    }
+    tag(&files[0], "Bach", "Suites");
+    tag(&files[1], "Bach", "Suites");
+    tag(&files[3], "Bach", "Noise");
+    files
+}
+
+#[test]
+fn recommend_and_playlist_find_similar_tracks_with_filters_and_survive_a_restart() {
+    let Some(pool) = gtzan_pool() else { return };
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let files = library(root.path(), &pool);
+    let args = ["--root", root.path().to_str().expect("utf-8"), "--data-dir", data.path().to_str().expect("utf-8")];
+    let daemon = Daemon::start_with(&args, &[]);
+    let path_of = |name: &Path| name.canonicalize().expect("canonical").display().to_string();
+
+    let first_answer = runtime().block_on(async {
+        let mut client = daemon.client().await;
+        let tracks = wait_for_tracks(&mut client, files.len()).await;
+        let track = |file: &Path| tracks.iter().find(|t| t.path == path_of(file)).expect("listed").clone();
+        let seed = track(&files[0]);
+        let everything = pb::RecommendRequest { positive: vec![by_id(seed.id)], limit: 50, ..Default::default() };
+        // The index follows the library a moment after each analysis.
+        let all = eventually("every other track to be recommendable", 60, async || {
+            let hits = client.recommend(everything.clone()).await.ok()?.into_inner().tracks;
+            (hits.len() == files.len() - 1).then_some(hits)
+        })
+        .await;
+        assert!(all.iter().all(|r| r.track.as_ref().expect("track").id != seed.id), "the example is never recommended");
+        assert!(all.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+        let nearest = all[0].track.as_ref().expect("track");
+        assert!(nearest.path.contains("classical"), "a classical clip's nearest track is classical: {}", nearest.path);
+
+        // Filters: no track by the seed's artist; only metal; only long tracks.
+        let filtered = |filter: pb::RecommendFilter| pb::RecommendRequest {
+            positive: vec![by_id(seed.id)],
+            limit: 50,
+            filter: Some(filter),
+            ..Default::default()
+        };
+        let hits =
+            recommend(&mut client, filtered(pb::RecommendFilter { exclude_seed_artist: true, ..Default::default() }))
+                .await;
+        assert_eq!(hits.len(), files.len() - 3, "both other tracks by Bach are left out");
+        assert!(hits.iter().all(|r| r
+            .track
+            .as_ref()
+            .and_then(|t| t.tags.as_ref())
+            .is_some_and(|t| t.artist != "Bach")));
+        let hits = recommend(
+            &mut client,
+            filtered(pb::RecommendFilter { genres: vec!["Metal".into()], ..Default::default() }),
+        )
+        .await;
+        assert!(!hits.is_empty());
+        assert!(hits.iter().all(|r| top_label(r.track.as_ref().expect("track"), "cnn") == "metal"));
+        let long = pb::RecommendFilter { min_duration_s: Some(10.0), ..Default::default() };
+        let hits = recommend(&mut client, filtered(long)).await;
+        assert!(hits.iter().all(|r| r.track.as_ref().expect("track").duration_s >= 10.0));
+        assert_eq!(hits.len(), tracks.iter().filter(|t| t.id != seed.id && t.duration_s >= 10.0).count());
+
+        // A negative example (best_score): it is not recommended back, and the ranking changes.
+        let other = track(&files[1]);
+        let request = pb::RecommendRequest {
+            positive: vec![by_id(seed.id)],
+            negative: vec![by_id(other.id)],
+            strategy: pb::RecommendStrategy::BestScore as i32,
+            limit: 50,
+            ..Default::default()
+        };
+        let hits = recommend(&mut client, request).await;
+        assert!(hits.iter().all(|r| r.track.as_ref().expect("track").id != other.id));
+        assert_eq!(hits.len(), files.len() - 2);
+
+        // Audio that is not in the library, uploaded: analysed on the fly, not stored.
+        let outside = gtzan_clips(&pool, &["classical"], 6).pop().expect("a sixth clip");
+        let audio = pb::AudioInput {
+            source: Some(pb::audio_input::Source::Encoded(std::fs::read(&outside).expect("read"))),
+            filename_hint: outside.file_name().expect("name").to_string_lossy().into_owned(),
+        };
+        let request = pb::RecommendRequest {
+            positive: vec![pb::TrackRef { track: Some(pb::track_ref::Track::Audio(audio)) }],
+            limit: 3,
+            diversity: 0.5,
+            ..Default::default()
+        };
+        assert_eq!(recommend(&mut client, request).await.len(), 3);
+        assert_eq!(wait_for_tracks(&mut client, files.len()).await.len(), files.len(), "nothing was stored");
+
+        // Bad requests say what is wrong.
+        let status = client.recommend(pb::RecommendRequest::default()).await.expect_err("no example");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let unknown = pb::RecommendRequest { positive: vec![by_id(99_999)], ..Default::default() };
+        assert_eq!(client.recommend(unknown).await.expect_err("unknown").code(), tonic::Code::NotFound);
+
+        // A playlist: no repeats, not the seed, never the same artist twice in a row.
+        let request = pb::PlaylistRequest {
+            seed: Some(pb::TrackRef { track: Some(pb::track_ref::Track::Path(seed.path.clone())) }),
+            length: 8,
+            no_repeat_artist: true,
+            ..Default::default()
+        };
+        let playlist = client.playlist(request).await.expect("Playlist").into_inner().tracks;
+        assert_eq!(playlist.len(), 8);
+        let ids: std::collections::HashSet<u64> =
+            playlist.iter().map(|r| r.track.as_ref().expect("track").id).collect();
+        assert_eq!(ids.len(), 8, "no track twice");
+        assert!(!ids.contains(&seed.id));
+        let artists: Vec<String> =
+            playlist.iter().map(|r| r.track.as_ref().and_then(|t| t.tags.clone()).unwrap_or_default().artist).collect();
+        assert!(artists.windows(2).all(|w| w[0].is_empty() || w[0] != w[1]), "{artists:?}");
+        assert!(artists[0] != "Bach", "the seed's artist does not follow it");
+        all.iter().map(|r| r.track.as_ref().expect("track").id).collect::<Vec<_>>()
+    });
+
+    // The client: `timbre recommend` and `timbre playlist`.
+    let seed = files[0].to_str().expect("utf-8");
+    let output = run(timbre_cli().args(["--addr", &daemon.addr, "recommend", "-n", "3", seed]));
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout).lines().count(), 3);
+    let output = run(timbre_cli().args(["--addr", &daemon.addr, "--json", "playlist", "--seed", seed, "-n", "4"]));
+    assert!(output.status.success());
+    let lines: Vec<serde_json::Value> =
+        text(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().all(|l| l["score"].is_number() && l["track"]["id"].is_number()));
+    assert!(daemon.stop().success());
+
+    // After a restart the index is back, and answers the same.
+    assert!(data.path().join("index.timbre-ix").is_file(), "the embedded index is persisted next to the library");
+    let daemon = Daemon::start_with(&args, &[]);
+    runtime().block_on(async {
+        let mut client = daemon.client().await;
+        let seed_id = {
+            let tracks = wait_for_tracks(&mut client, files.len()).await;
+            tracks.iter().find(|t| t.path == path_of(&files[0])).expect("seed").id
+        };
+        let everything = pb::RecommendRequest { positive: vec![by_id(seed_id)], limit: 50, ..Default::default() };
+        let again =
+            eventually("the index after a restart", 60, async || client.recommend(everything.clone()).await.ok())
+                .await
+                .into_inner()
+                .tracks;
+        let ids: Vec<u64> = again.iter().map(|r| r.track.as_ref().expect("track").id).collect();
+        assert_eq!(ids, first_answer);
+    });
+    assert!(daemon.stop().success());
+}

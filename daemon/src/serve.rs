@@ -23,6 +23,7 @@ pub enum ServeError {
 
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
+    let mut signals = ShutdownSignals::install()?;
     let listener = crate::grpc::bind(settings.listen_addr()).await?;
     let local = listener.local_addr()?;
     let engine = Arc::new(tokio::task::block_in_place(|| Engine::start(settings))?);
@@ -48,7 +49,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             engine.shutdown().await;
             return Ok(joined.expect("the server task does not panic")?);
         }
-        _ = shutdown_signal() => {}
+        _ = signals.received() => {}
     }
     eprintln!("timbred: shutting down; calls and analyses in flight have {} s to finish", grace.as_secs_f64());
     let _ = stop.send(());
@@ -65,19 +66,23 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return interrupt.await.unwrap_or(()),
-        };
+/// SIGINT and SIGTERM, listened for from creation on: a signal that arrives after the
+/// "serving" line is printed is never lost to the default action.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    async fn received(&mut self) {
         tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    interrupt.await.unwrap_or(());
 }

@@ -189,3 +189,22 @@ fn recommend_and_playlist_find_similar_tracks_with_filters_and_survive_a_restart
     });
     assert!(daemon.stop().success());
 }
+
+/// Report 003's evaluation on the whole pool: for every track, how many of its 5 and 10
+/// nearest neighbours share its genre, per embedding space (docs/EVALUATION.md).
+#[test]
+fn nearest_neighbours_share_the_genre_far_more_often_than_chance() {
+    let Some(pool) = gtzan_pool() else { return };
+    let output = run(crate::util::timbred().args(["eval-neighbours", "--json", "--data"]).arg(&pool));
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let chance = report["chance"].as_f64().expect("chance");
+    assert!((0.08..0.12).contains(&chance), "ten genres: chance is about 10 %, got {chance}");
+    for space in report["spaces"].as_array().expect("spaces") {
+        let name = space["space"].as_str().expect("name");
+        let (top5, top10) = (space["top5"].as_f64().expect("top5"), space["top10"].as_f64().expect("top10"));
+        eprintln!("{name}: top-5 {:.1} %, top-10 {:.1} % (chance {:.1} %)", 100.0 * top5, 100.0 * top10, 100.0 * chance);
+        let floor = if name == "pca-knn" { 2.0 } else { 4.0 };
+        assert!(top5 > floor * chance && top10 > floor * chance, "{name}: {top5} / {top10} against chance {chance}");
+    }
+}

@@ -137,6 +137,12 @@ enum Command {
         /// The labelled folder; each sub-folder name is the label of the files in it.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// Only the files a split file puts in --subset (neighbours are searched among them only).
+        #[arg(long, value_name = "FILE")]
+        split: Option<PathBuf>,
+        /// The split to use with --split.
+        #[arg(long, default_value = "test")]
+        subset: String,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -467,9 +473,10 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Serve { .. } | Command::Config { .. } | Command::Index { .. } => unreachable!("handled above"),
-        Command::EvalNeighbours { data, json, jobs } => {
+        Command::EvalNeighbours { data, split, subset, json, jobs } => {
             let catalog = model_catalog(&registry, &model_options);
-            let request = eval::EvalRequest { data_dir: data, split: None, jobs: jobs.unwrap_or(all_cores) };
+            let request =
+                eval::EvalRequest { data_dir: data, split: split.map(|s| (s, subset)), jobs: jobs.unwrap_or(all_cores) };
             let mut last = std::time::Instant::now();
             let report = neighbours::run(&registry, &catalog, &request, |done, total| {
                 if done == total || last.elapsed().as_secs_f64() > 2.0 {

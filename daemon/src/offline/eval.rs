@@ -101,6 +101,9 @@ pub fn read_split(path: &Path, subset: &str) -> Result<HashSet<String>, EvalErro
     Ok(selected)
 }
 
+/// A file's label and every model's predictions for it.
+pub type Labelled = (String, Vec<TrackPrediction>);
+
 /// Every labelled file of `request` analysed by every model: (label, predictions) per
 /// file that could be analysed, and the files that could not with the reason.
 pub fn labelled_predictions(
@@ -108,7 +111,7 @@ pub fn labelled_predictions(
     catalog: &ModelCatalog,
     request: &EvalRequest,
     mut progress: impl FnMut(usize, usize) + Send,
-) -> Result<(Vec<(String, Vec<TrackPrediction>)>, Vec<(PathBuf, String)>), EvalError> {
+) -> Result<(Vec<Labelled>, Vec<(PathBuf, String)>), EvalError> {
     if catalog.models.is_empty() {
         let reasons: Vec<String> = catalog.refused.iter().map(|(d, r)| format!("{}: {r}", d.display())).collect();
         return Err(EvalError::NoModels(if reasons.is_empty() { "none found".into() } else { reasons.join("; ") }));

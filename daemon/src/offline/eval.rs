@@ -103,6 +103,8 @@ pub fn read_split(path: &Path, subset: &str) -> Result<HashSet<String>, EvalErro
 
 /// A file's label and every model's predictions for it.
 pub type Labelled = (String, Vec<TrackPrediction>);
+/// A file that could not be analysed, and why.
+pub type Failure = (PathBuf, String);
 
 /// Every labelled file of `request` analysed by every model: (label, predictions) per
 /// file that could be analysed, and the files that could not with the reason.
@@ -111,7 +113,7 @@ pub fn labelled_predictions(
     catalog: &ModelCatalog,
     request: &EvalRequest,
     mut progress: impl FnMut(usize, usize) + Send,
-) -> Result<(Vec<Labelled>, Vec<(PathBuf, String)>), EvalError> {
+) -> Result<(Vec<Labelled>, Vec<Failure>), EvalError> {
     if catalog.models.is_empty() {
         let reasons: Vec<String> = catalog.refused.iter().map(|(d, r)| format!("{}: {r}", d.display())).collect();
         return Err(EvalError::NoModels(if reasons.is_empty() { "none found".into() } else { reasons.join("; ") }));

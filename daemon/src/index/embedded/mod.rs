@@ -3,9 +3,9 @@
 //!
 //! # Search
 //!
-//! Exact by default: every row of the space is scored ([`search`]), on up to
+//! Exact by default: every row of the space is scored (module `search`), on up to
 //! `index.embedded.threads` threads. A space larger than `exact_limit` gets an approximate IVF
-//! index ([`ann`]) and is searched through it.
+//! index (module `ann`) and is searched through it.
 //!
 //! # Persistence and crashes
 //!
@@ -86,6 +86,8 @@ pub struct SearchOptions {
     pub exact: bool,
     /// Threads for this query; `None`: the configured number.
     pub threads: Option<usize>,
+    /// Lists the approximate index probes; `None`: the configured `nprobe`.
+    pub nprobe: Option<usize>,
 }
 
 /// What [`EmbeddedIndex::open`] found on disk.
@@ -201,7 +203,7 @@ impl EmbeddedIndex {
 
     /// Build the approximate index of `space` now, whatever its size (benchmarks compare it
     /// with exact search at every size). It is kept until the space's size changes enough
-    /// for [`ann::maintain`] to act.
+    /// for the index to retrain or drop it.
     pub fn train_approximate(&self, space: &str) {
         let mut state = self.inner.write();
         if let Some(s) = state.spaces.get_mut(space) {
@@ -222,9 +224,7 @@ impl EmbeddedIndex {
 
     /// Remove every track.
     pub fn clear_blocking(&self) {
-        let mut state = self.inner.write();
-        let generation = state.generation + 1;
-        *state = State { generation, ..State::default() };
+        self.inner.clear()
     }
 
     /// Run `f` on the blocking pool with this index.
@@ -310,6 +310,12 @@ impl Inner {
         Ok(())
     }
 
+    fn clear(&self) {
+        let mut state = self.write();
+        let generation = state.generation + 1;
+        *state = State { generation, ..State::default() };
+    }
+
     fn delete(&self, track_ids: &[i64]) {
         let mut state = self.write();
         let state = &mut *state;
@@ -357,20 +363,23 @@ impl Inner {
                 got: dim,
             });
         }
-        let filter = RowFilter::compile(&query.filter.folded(), &state.strings);
+        let folded = query.filter.folded();
+        let filter = RowFilter::compile(&folded, &state.strings);
         if query.limit == 0 || filter.rejects_everything() {
             return Ok(Vec::new());
         }
         let scorer = Scorer::new(query.strategy, &query.positive, &query.negative);
         let threads = options.threads.unwrap_or(self.threads).max(1);
+        // Excluded tracks are dropped from a longer list (see `RowFilter`).
+        let wanted = query.limit.saturating_add(folded.exclude_tracks.len());
         let (top, _passed) = if space.is_trained() && !options.exact {
-            ann::search(space, &scorer, &filter, query.limit, threads, self.config.nprobe)
+            let nprobe = options.nprobe.unwrap_or(self.config.nprobe);
+            ann::search(space, &scorer, &filter, wanted, threads, nprobe)
         } else {
             let lists: Vec<usize> = (0..space.lists.len()).collect();
-            search::scan(space, &lists, &scorer, &filter, query.limit, threads)
+            search::scan(space, &lists, &scorer, &filter, wanted, threads)
         };
-        Ok(top
-            .into_sorted()
+        Ok(search::without_excluded(top.into_sorted(), &folded.exclude_tracks, query.limit)
             .into_iter()
             .map(|c| Hit {
                 track_id: c.id,
@@ -425,8 +434,8 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     fn len<'a>(&'a self, space: &'a str) -> BoxFuture<'a, Result<u64, IndexError>> {
-        let n = self.space_len(space) as u64;
-        Box::pin(async move { Ok(n) })
+        let space = space.to_string();
+        self.spawn(move |inner| Ok(inner.read().spaces.get(&space).map_or(0, Space::len) as u64))
     }
 
     fn fingerprints(&self) -> BoxFuture<'_, Result<HashMap<i64, u64>, IndexError>> {
@@ -434,8 +443,10 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), IndexError>> {
-        self.clear_blocking();
-        Box::pin(async { Ok(()) })
+        self.spawn(|inner| {
+            inner.clear();
+            Ok(())
+        })
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), IndexError>> {

@@ -49,12 +49,32 @@ fn library(root: &Path, pool: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn recommend_and_playlist_find_similar_tracks_with_filters_and_survive_a_restart() {
+    recommend_and_playlist(&[]);
+}
+
+/// The same against the Qdrant server named by `QDRANT_URL`, in a collection of its own.
+#[test]
+fn recommend_and_playlist_with_the_qdrant_backend() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        eprintln!("skipped: QDRANT_URL is not set (no Qdrant server can be installed on this CI machine)");
+        return;
+    };
+    let collection = format!("timbre-e2e-{}", std::process::id());
+    recommend_and_playlist(&[
+        ("TIMBRE_INDEX__BACKEND", "qdrant"),
+        ("TIMBRE_INDEX__QDRANT__URL", &url),
+        ("TIMBRE_INDEX__QDRANT__COLLECTION", &collection),
+    ]);
+}
+
+fn recommend_and_playlist(env: &[(&str, &str)]) {
     let Some(pool) = gtzan_pool() else { return };
+    let embedded = env.is_empty();
     let root = tempfile::tempdir().expect("tempdir");
     let data = tempfile::tempdir().expect("tempdir");
     let files = library(root.path(), &pool);
     let args = ["--root", root.path().to_str().expect("utf-8"), "--data-dir", data.path().to_str().expect("utf-8")];
-    let daemon = Daemon::start_with(&args, &[]);
+    let daemon = Daemon::start_with(&args, env);
     let path_of = |name: &Path| name.canonicalize().expect("canonical").display().to_string();
 
     let first_answer = runtime().block_on(async {
@@ -170,8 +190,10 @@ fn recommend_and_playlist_find_similar_tracks_with_filters_and_survive_a_restart
     assert!(daemon.stop().success());
 
     // After a restart the index is back, and answers the same.
-    assert!(data.path().join("index.timbre-ix").is_file(), "the embedded index is persisted next to the library");
-    let daemon = Daemon::start_with(&args, &[]);
+    if embedded {
+        assert!(data.path().join("index.timbre-ix").is_file(), "the embedded index is persisted next to the library");
+    }
+    let daemon = Daemon::start_with(&args, env);
     runtime().block_on(async {
         let mut client = daemon.client().await;
         let seed_id = {

@@ -114,41 +114,21 @@ enum Command {
     /// Evaluate every model, and their ensemble, on a labelled folder DIR/<label>/<file>:
     /// track- and segment-level accuracy, per-class precision / recall / F1, confusion matrix.
     Eval {
-        /// The labelled folder; each sub-folder name is the label of the files in it.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// Only the files a split file (PATH<TAB>SPLIT per line, paths relative to DIR) puts in --subset.
-        #[arg(long, value_name = "FILE")]
-        split: Option<PathBuf>,
-        /// The split to evaluate with --split.
-        #[arg(long, default_value = "test")]
-        subset: String,
+        #[command(flatten)]
+        data: LabelledData,
         /// Print one JSON object instead of tables.
         #[arg(long)]
         json: bool,
-        /// Worker threads [default: all cores].
-        #[arg(long, short)]
-        jobs: Option<usize>,
     },
     /// How well each model's embeddings serve recommendation, on a labelled folder
     /// DIR/<label>/<file>: for every track, the share of its 5 and 10 nearest neighbours
     /// (cosine, the track itself left out) with its label; chance is printed beside it.
     EvalNeighbours {
-        /// The labelled folder; each sub-folder name is the label of the files in it.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// Only the files a split file puts in --subset (neighbours are searched among them only).
-        #[arg(long, value_name = "FILE")]
-        split: Option<PathBuf>,
-        /// The split to use with --split.
-        #[arg(long, default_value = "test")]
-        subset: String,
+        #[command(flatten)]
+        data: LabelledData,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Worker threads [default: all cores].
-        #[arg(long, short)]
-        jobs: Option<usize>,
     },
     /// Maintain the vector index behind Recommend and Playlist.
     Index {
@@ -203,6 +183,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A labelled folder to evaluate on, optionally one subset of a split.
+#[derive(Debug, clap::Args)]
+struct LabelledData {
+    /// The labelled folder DIR/<label>/<file>; each sub-folder name is the label of its files.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Only the files a split file (PATH<TAB>SPLIT per line, paths relative to DIR) puts in
+    /// --subset.
+    #[arg(long, value_name = "FILE")]
+    split: Option<PathBuf>,
+    /// The split to use with --split.
+    #[arg(long, default_value = "test")]
+    subset: String,
+    /// Worker threads [default: all cores].
+    #[arg(long, short)]
+    jobs: Option<usize>,
+}
+
+impl LabelledData {
+    fn request(self, all_cores: usize) -> eval::EvalRequest {
+        eval::EvalRequest {
+            data_dir: self.data,
+            split: self.split.map(|s| (s, self.subset)),
+            jobs: self.jobs.unwrap_or(all_cores),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,13 +415,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             })?;
             Ok(failed == 0)
         }
-        Command::Eval { data, split, subset, json, jobs } => {
+        Command::Eval { data, json } => {
             let catalog = model_catalog(&registry, &model_options);
-            let request = eval::EvalRequest {
-                data_dir: data,
-                split: split.map(|s| (s, subset)),
-                jobs: jobs.unwrap_or(all_cores),
-            };
+            let request = data.request(all_cores);
             let mut last = std::time::Instant::now();
             let report = eval::run(&registry, &catalog, &request, |done, total| {
                 if done == total || last.elapsed().as_secs_f64() > 2.0 {
@@ -473,10 +477,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Serve { .. } | Command::Config { .. } | Command::Index { .. } => unreachable!("handled above"),
-        Command::EvalNeighbours { data, split, subset, json, jobs } => {
+        Command::EvalNeighbours { data, json } => {
             let catalog = model_catalog(&registry, &model_options);
-            let request =
-                eval::EvalRequest { data_dir: data, split: split.map(|s| (s, subset)), jobs: jobs.unwrap_or(all_cores) };
+            let request = data.request(all_cores);
             let mut last = std::time::Instant::now();
             let report = neighbours::run(&registry, &catalog, &request, |done, total| {
                 if done == total || last.elapsed().as_secs_f64() > 2.0 {

@@ -2,6 +2,8 @@
 //! exactly the data they give the reference implementation, and compute the ratios.
 //! Plugins are loaded from the .so files next to this binary, through the plugin ABI.
 
+mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -40,6 +42,10 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// A real `timbred serve` against in-process analysis: Classify latency and throughput at
+    /// several client counts, scan rate against `timbred analyze`, resident memory. Prints a
+    /// table and a JSON summary (bench/README.md, "Daemon").
+    Daemon(daemon::Args),
 }
 
 fn read_npy(path: &Path) -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
@@ -63,6 +69,7 @@ fn time(repeat: usize, mut run: impl FnMut() -> anyhow::Result<()>) -> anyhow::R
 fn main() -> anyhow::Result<()> {
     let registry = PluginRegistry::discover(&SearchPath::standard(&[]));
     match Cli::parse().command {
+        Command::Daemon(args) => daemon::run(args, &registry)?,
         Command::Mel { signal, repeat } => {
             let (samples, _) = read_npy(&signal)?;
             let mut mel = registry.instantiate(PluginKind::Feature, "mel", &serde_json::json!({}))?;

@@ -2,6 +2,8 @@
 //! exactly the data they give the reference implementation, and compute the ratios.
 //! Plugins are loaded from the .so files next to this binary, through the plugin ABI.
 
+mod index;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -40,6 +42,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Recommend-style query latency of the vector index (see bench/src/index.rs); prints a
+    /// Markdown table per index size.
+    Index(index::IndexArgs),
 }
 
 fn read_npy(path: &Path) -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
@@ -101,6 +106,7 @@ fn main() -> anyhow::Result<()> {
                 serde_json::json!({ "seconds": seconds, "shape": output.values.shape, "probabilities": output.values.data, "embedding": embedding })
             );
         }
+        Command::Index(args) => index::run(args)?,
     }
     Ok(())
 }

@@ -342,7 +342,16 @@ fn exact_config() -> EmbeddedConfig {
 
 #[tokio::test]
 async fn embedded_index_matches_brute_force() {
-    conformance(&EmbeddedIndex::in_memory(exact_config()), 11).await;
+    let index = EmbeddedIndex::in_memory(exact_config());
+    conformance(&index, 11).await;
+    // Any limit, however large.
+    let points = random_points(50, 12);
+    index.upsert(points.clone()).await.expect("upsert");
+    let mut q = query("cnn", vec![points[0].vectors[0].vector.clone()], vec![], Strategy::BestScore, usize::MAX);
+    q.filter.exclude_tracks = vec![points[0].track_id, points[1].track_id];
+    let hits = index.query(q.clone()).await.expect("query");
+    assert_eq!(hits.len(), 48);
+    assert_matches(&hits, &points, &q, "unbounded limit");
 }
 
 #[test]

@@ -86,6 +86,8 @@ pub struct SearchOptions {
     pub exact: bool,
     /// Threads for this query; `None`: the configured number.
     pub threads: Option<usize>,
+    /// Lists the approximate index probes; `None`: the configured `nprobe`.
+    pub nprobe: Option<usize>,
 }
 
 /// What [`EmbeddedIndex::open`] found on disk.
@@ -357,20 +359,23 @@ impl Inner {
                 got: dim,
             });
         }
-        let filter = RowFilter::compile(&query.filter.folded(), &state.strings);
+        let folded = query.filter.folded();
+        let filter = RowFilter::compile(&folded, &state.strings);
         if query.limit == 0 || filter.rejects_everything() {
             return Ok(Vec::new());
         }
         let scorer = Scorer::new(query.strategy, &query.positive, &query.negative);
         let threads = options.threads.unwrap_or(self.threads).max(1);
+        // Excluded tracks are dropped from a longer list (see `RowFilter`).
+        let wanted = query.limit.saturating_add(folded.exclude_tracks.len());
         let (top, _passed) = if space.is_trained() && !options.exact {
-            ann::search(space, &scorer, &filter, query.limit, threads, self.config.nprobe)
+            let nprobe = options.nprobe.unwrap_or(self.config.nprobe);
+            ann::search(space, &scorer, &filter, wanted, threads, nprobe)
         } else {
             let lists: Vec<usize> = (0..space.lists.len()).collect();
-            search::scan(space, &lists, &scorer, &filter, query.limit, threads)
+            search::scan(space, &lists, &scorer, &filter, wanted, threads)
         };
-        Ok(top
-            .into_sorted()
+        Ok(search::without_excluded(top.into_sorted(), &folded.exclude_tracks, query.limit)
             .into_iter()
             .map(|c| Hit {
                 track_id: c.id,

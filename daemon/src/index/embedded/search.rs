@@ -18,23 +18,24 @@ const BLOCK: usize = 256;
 /// Fewer rows than this per thread are not worth a thread.
 const MIN_ROWS_PER_THREAD: usize = 32 * 1024;
 
-/// A filter compiled against the index's strings.
+/// A filter compiled against the index's strings. Excluded tracks are not checked row by row:
+/// the search asks for that many more hits and drops them afterwards ([`without_excluded`]),
+/// which keeps the common "more like this track, not itself" query on the unfiltered path.
 #[derive(Debug, Default)]
 pub(crate) struct RowFilter {
     /// Nothing to check: every row passes.
     pub everything: bool,
     /// Genre or label ids that pass; `None`: any genre.
-    genres: Option<Vec<u32>>,
-    exclude_artists: Vec<u32>,
-    exclude_albums: Vec<u32>,
+    genres: Option<IdSet>,
+    exclude_artists: IdSet,
+    exclude_albums: IdSet,
     min_duration_s: Option<f64>,
     max_duration_s: Option<f64>,
-    exclude_tracks: HashSet<i64>,
 }
 
 impl RowFilter {
     pub fn compile(filter: &Folded, strings: &Strings) -> RowFilter {
-        let ids = |values: &[String]| -> Vec<u32> { values.iter().filter_map(|v| strings.get(v)).collect() };
+        let ids = |values: &[String]| IdSet::new(values.iter().filter_map(|v| strings.get(v)));
         let genres = (!filter.genres.is_empty()).then(|| ids(&filter.genres));
         let compiled = RowFilter {
             everything: false,
@@ -43,39 +44,62 @@ impl RowFilter {
             exclude_albums: ids(&filter.exclude_albums),
             min_duration_s: filter.min_duration_s,
             max_duration_s: filter.max_duration_s,
-            exclude_tracks: filter.exclude_tracks.clone(),
         };
         let everything = compiled.genres.is_none()
             && compiled.exclude_artists.is_empty()
             && compiled.exclude_albums.is_empty()
             && compiled.min_duration_s.is_none()
-            && compiled.max_duration_s.is_none()
-            && compiled.exclude_tracks.is_empty();
+            && compiled.max_duration_s.is_none();
         RowFilter { everything, ..compiled }
     }
 
     /// No row can pass (a genre filter naming only genres nothing has).
     pub fn rejects_everything(&self) -> bool {
-        matches!(&self.genres, Some(g) if g.is_empty())
+        self.genres.as_ref().is_some_and(IdSet::is_empty)
             || matches!((self.min_duration_s, self.max_duration_s), (Some(lo), Some(hi)) if lo > hi)
     }
 
     #[inline]
-    pub fn pass(&self, id: i64, a: &RowAttrs) -> bool {
+    pub fn pass(&self, a: &RowAttrs) -> bool {
         if let Some(genres) = &self.genres {
-            if !genres.iter().any(|&g| g == a.genre || g == a.label) {
+            if !genres.contains(a.genre) && !genres.contains(a.label) {
                 return false;
             }
         }
-        if self.exclude_artists.contains(&a.artist) || self.exclude_albums.contains(&a.album) {
+        if self.exclude_artists.contains(a.artist) || self.exclude_albums.contains(a.album) {
             return false;
         }
-        if self.min_duration_s.is_some_and(|lo| a.duration_s < lo)
-            || self.max_duration_s.is_some_and(|hi| a.duration_s > hi)
-        {
-            return false;
+        !(self.min_duration_s.is_some_and(|lo| a.duration_s < lo)
+            || self.max_duration_s.is_some_and(|hi| a.duration_s > hi))
+    }
+}
+
+/// A set of string ids, as bits: one load and a mask per lookup.
+#[derive(Debug, Default)]
+struct IdSet {
+    bits: Vec<u64>,
+}
+
+impl IdSet {
+    fn new(ids: impl Iterator<Item = u32>) -> IdSet {
+        let mut bits = Vec::new();
+        for id in ids {
+            let word = id as usize / 64;
+            if word >= bits.len() {
+                bits.resize(word + 1, 0);
+            }
+            bits[word] |= 1 << (id % 64);
         }
-        !self.exclude_tracks.contains(&id)
+        IdSet { bits }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bits.is_empty()
+    }
+
+    #[inline]
+    fn contains(&self, id: u32) -> bool {
+        self.bits.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 }
 
@@ -120,7 +144,7 @@ pub(crate) struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(4096) + 1) }
     }
 
     #[inline]
@@ -154,6 +178,11 @@ impl TopK {
     pub fn into_sorted(self) -> Vec<Candidate> {
         self.heap.into_sorted_vec()
     }
+}
+
+/// The best `limit` of `candidates` (best first) that are not in `excluded`.
+pub(crate) fn without_excluded(candidates: Vec<Candidate>, excluded: &HashSet<i64>, limit: usize) -> Vec<Candidate> {
+    candidates.into_iter().filter(|c| !excluded.contains(&c.id)).take(limit).collect()
 }
 
 /// Run `work(state, unit)` for every unit in `0..units` on up to `threads` scoped threads, each
@@ -203,6 +232,8 @@ struct Partial {
     top: TopK,
     passed: usize,
     scores: Vec<f32>,
+    /// Which rows of the block pass the filter.
+    pass: Vec<bool>,
 }
 
 /// Score the rows of `lists` (indices into `space.lists`) that pass `filter`; returns the best
@@ -232,37 +263,39 @@ pub(crate) fn scan(
     let partials = parallel(
         threads_for(rows, max_threads),
         units.len(),
-        || Partial { top: TopK::new(limit), passed: 0, scores: vec![0.0; BLOCK] },
+        || Partial { top: TopK::new(limit), passed: 0, scores: vec![0.0; BLOCK], pass: vec![true; BLOCK] },
         |partial, u| {
             let (l, start, end) = units[u];
             let list = &space.lists[l];
             let mut r = start;
             while r < end {
                 let e = (r + BLOCK).min(end);
-                if filter.everything {
-                    let scores = &mut partial.scores[..e - r];
-                    scorer.score_rows(&list.vectors[r * dim..e * dim], dim, scores);
-                    let threshold = partial.top.threshold();
-                    for (i, &score) in scores.iter().enumerate() {
-                        if score >= threshold {
-                            let row = r + i;
-                            partial.top.push(Candidate { score, id: list.ids[row], list: l as u32, row: row as u32 });
-                        }
-                    }
-                    partial.passed += e - r;
+                let passing = if filter.everything {
+                    e - r // `pass` stays all true
                 } else {
-                    for row in r..e {
-                        if filter.pass(list.ids[row], &list.attrs[row]) {
-                            let mut score = [0.0f32];
-                            scorer.score_rows(&list.vectors[row * dim..(row + 1) * dim], dim, &mut score);
-                            partial.passed += 1;
-                            partial.top.push(Candidate {
-                                score: score[0],
-                                id: list.ids[row],
-                                list: l as u32,
-                                row: row as u32,
-                            });
-                        }
+                    let mut n = 0;
+                    for (p, a) in partial.pass.iter_mut().zip(&list.attrs[r..e]) {
+                        *p = filter.pass(a);
+                        n += usize::from(*p);
+                    }
+                    n
+                };
+                partial.passed += passing;
+                let scores = &mut partial.scores[..e - r];
+                if passing * 4 >= e - r {
+                    // Most rows pass: score the whole block with the kernel.
+                    scorer.score_rows(&list.vectors[r * dim..e * dim], dim, scores);
+                } else {
+                    for (i, score) in scores.iter_mut().enumerate().filter(|(i, _)| partial.pass[*i]) {
+                        let row = r + i;
+                        scorer.score_rows(&list.vectors[row * dim..(row + 1) * dim], dim, std::slice::from_mut(score));
+                    }
+                }
+                let threshold = partial.top.threshold();
+                for (i, &score) in scores.iter().enumerate() {
+                    if partial.pass[i] && score >= threshold {
+                        let row = r + i;
+                        partial.top.push(Candidate { score, id: list.ids[row], list: l as u32, row: row as u32 });
                     }
                 }
                 r = e;

@@ -163,8 +163,11 @@ impl IndexConfig {
     }
 
     /// Opens the configured backend. The embedded index loads its snapshot (a missing or
-    /// damaged one gives an empty index; [`super::sync_from_library`] fills it); Qdrant is
-    /// contacted once, so a wrong URL fails here with an error naming it.
+    /// damaged one gives an empty index; [`super::sync_from_library`] fills it). Qdrant is
+    /// asked for its health once: a server that does not answer is logged (naming the URL)
+    /// and the index is returned anyway, its calls failing with [`IndexError::Unreachable`]
+    /// until the server is back, so the daemon goes on analysing and catches up later
+    /// ([`super::sync::sync_when_reachable`]).
     pub async fn open(&self, data_dir: &Path) -> Result<Arc<dyn VectorIndex>, IndexError> {
         self.validate()?;
         match self.backend {
@@ -178,8 +181,12 @@ impl IndexConfig {
             }
             #[cfg(feature = "qdrant")]
             Backend::Qdrant => {
-                let index =
-                    super::qdrant::QdrantIndex::connect(&self.qdrant, &self.qdrant.library_id(data_dir)).await?;
+                let index = super::qdrant::QdrantIndex::new(&self.qdrant, &self.qdrant.library_id(data_dir))?;
+                match index.check().await {
+                    Ok(version) => tracing::info!(index = %index.describe(), %version, "connected to Qdrant"),
+                    Err(e @ IndexError::Unreachable { .. }) => tracing::warn!("{e}"),
+                    Err(e) => return Err(e),
+                }
                 Ok(Arc::new(index))
             }
             #[cfg(not(feature = "qdrant"))]

@@ -55,7 +55,7 @@ pub use config::{Backend, EmbeddedConfig, IndexConfig, QdrantConfig};
 pub use embedded::EmbeddedIndex;
 pub use filter::Filter;
 pub use scoring::best_score_similarity;
-pub use sync::{rebuild_from_library, spawn_flusher, sync_from_library, SyncReport};
+pub use sync::{rebuild_from_library, spawn_flusher, sync_from_library, sync_when_reachable, SyncReport};
 
 /// A boxed future, so that [`VectorIndex`] can be used as `Arc<dyn VectorIndex>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -84,8 +84,9 @@ fn payload_key(space: &str) -> String {
 }
 
 impl QdrantIndex {
-    /// Connect and check that the server answers; errors name the URL.
-    pub async fn connect(config: &QdrantConfig, library: &str) -> Result<QdrantIndex, IndexError> {
+    /// A client for the configured server; nothing is sent yet (gRPC connects lazily, and
+    /// reconnects after the server comes back).
+    pub fn new(config: &QdrantConfig, library: &str) -> Result<QdrantIndex, IndexError> {
         let url = config.url.clone();
         let api_key = (!config.api_key.is_empty()).then(|| config.api_key.clone());
         let client = Qdrant::from_url(&url)
@@ -95,7 +96,7 @@ impl QdrantIndex {
             .skip_compatibility_check()
             .build()
             .map_err(|e| IndexError::Config(format!("index.qdrant.url = {url:?}: {e}")))?;
-        let index = QdrantIndex {
+        Ok(QdrantIndex {
             client,
             url,
             collection: config.collection.clone(),
@@ -103,9 +104,20 @@ impl QdrantIndex {
             batch: config.batch.max(1),
             exact: config.exact,
             spaces: Mutex::new(None),
-        };
-        let health = index.client.health_check().await.map_err(|e| index.error("health check", e))?;
-        tracing::info!(url = %index.url, version = %health.version, collection = %index.collection, library = %index.library, "connected to Qdrant");
+        })
+    }
+
+    /// Ask the server for its health; returns its version. Errors name the URL.
+    pub async fn check(&self) -> Result<String, IndexError> {
+        let health = self.client.health_check().await.map_err(|e| self.error("health check", e))?;
+        Ok(health.version)
+    }
+
+    /// [`QdrantIndex::new`], then [`QdrantIndex::check`].
+    pub async fn connect(config: &QdrantConfig, library: &str) -> Result<QdrantIndex, IndexError> {
+        let index = QdrantIndex::new(config, library)?;
+        let version = index.check().await?;
+        tracing::info!(url = %index.url, %version, collection = %index.collection, library = %index.library, "connected to Qdrant");
         Ok(index)
     }
 

@@ -138,6 +138,25 @@ async fn upsert_or_skip(
     }
 }
 
+/// [`sync_from_library`], retried every `retry` for as long as the backend is unreachable
+/// (Qdrant down at start-up or later); other errors are returned. For the daemon to run in
+/// the background while it goes on analysing into the library.
+pub async fn sync_when_reachable(
+    index: &dyn VectorIndex,
+    store: &Store,
+    retry: Duration,
+) -> Result<SyncReport, IndexError> {
+    loop {
+        match sync_from_library(index, store).await {
+            Err(e @ IndexError::Unreachable { .. }) => {
+                tracing::warn!("{e}; retrying the sync in {} s", retry.as_secs_f64());
+                tokio::time::sleep(retry).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Empty the index and index the whole library again.
 pub async fn rebuild_from_library(index: &dyn VectorIndex, store: &Store) -> Result<SyncReport, IndexError> {
     index.clear().await?;

@@ -749,10 +749,24 @@ fn a_strict_filter_widens_the_approximate_search_until_it_is_exact() {
 async fn an_unreachable_qdrant_is_named_in_the_error() {
     #[cfg(feature = "qdrant")]
     {
-        let config = QdrantConfig { url: "http://127.0.0.1:9".into(), timeout_s: 2.0, ..Default::default() };
-        let err = qdrant::QdrantIndex::connect(&config, "lib").await.err().expect("nothing listens on port 9");
+        let url = "http://127.0.0.1:9"; // nothing listens on the discard port
+        let config = QdrantConfig { url: url.into(), timeout_s: 2.0, ..Default::default() };
+        let err = qdrant::QdrantIndex::connect(&config, "lib").await.err().expect("unreachable");
         assert!(matches!(err, IndexError::Unreachable { .. }), "{err:?}");
-        assert!(err.to_string().contains("http://127.0.0.1:9"), "{err}");
+        assert!(err.to_string().contains(url), "{err}");
+
+        // The daemon still gets an index: it keeps analysing, and every call says why it fails.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = IndexConfig { backend: Backend::Qdrant, qdrant: config, ..Default::default() };
+        let index = config.open(dir.path()).await.expect("opens while the server is down");
+        let err = index.upsert(random_points(3, 1)).await.expect_err("no server");
+        assert!(matches!(err, IndexError::Unreachable { .. }) && err.to_string().contains(url), "{err}");
+        let q = query("cnn", vec![vec![1.0; 24]], vec![], Strategy::AverageVector, 5);
+        let err = index.query(q).await.expect_err("no server");
+        assert!(matches!(err, IndexError::Unreachable { .. }) && err.to_string().contains(url), "{err}");
+        let store = Store::open(&dir.path().join("library.sqlite3")).expect("store");
+        let err = sync_from_library(index.as_ref(), &store).await.expect_err("no server");
+        assert!(matches!(err, IndexError::Unreachable { .. }), "{err}");
     }
 }
 

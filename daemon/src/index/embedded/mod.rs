@@ -224,9 +224,7 @@ impl EmbeddedIndex {
 
     /// Remove every track.
     pub fn clear_blocking(&self) {
-        let mut state = self.inner.write();
-        let generation = state.generation + 1;
-        *state = State { generation, ..State::default() };
+        self.inner.clear()
     }
 
     /// Run `f` on the blocking pool with this index.
@@ -310,6 +308,12 @@ impl Inner {
         }
         self.after_change(state, &touched);
         Ok(())
+    }
+
+    fn clear(&self) {
+        let mut state = self.write();
+        let generation = state.generation + 1;
+        *state = State { generation, ..State::default() };
     }
 
     fn delete(&self, track_ids: &[i64]) {
@@ -430,8 +434,8 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     fn len<'a>(&'a self, space: &'a str) -> BoxFuture<'a, Result<u64, IndexError>> {
-        let n = self.space_len(space) as u64;
-        Box::pin(async move { Ok(n) })
+        let space = space.to_string();
+        self.spawn(move |inner| Ok(inner.read().spaces.get(&space).map_or(0, Space::len) as u64))
     }
 
     fn fingerprints(&self) -> BoxFuture<'_, Result<HashMap<i64, u64>, IndexError>> {
@@ -439,8 +443,10 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), IndexError>> {
-        self.clear_blocking();
-        Box::pin(async { Ok(()) })
+        self.spawn(|inner| {
+            inner.clear();
+            Ok(())
+        })
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), IndexError>> {

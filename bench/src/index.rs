@@ -249,7 +249,9 @@ fn bench_size(args: &IndexArgs, n: usize, all: usize) -> anyhow::Result<()> {
     rows.push(row("exact", "1", &t, None));
     let (t, _) = time_queries(&queries, search(exact(all)))?;
     rows.push(row("exact", all.to_string(), &t, None));
-    let (t, exact_filtered) = time_queries(&filtered, search(exact(all)))?;
+    let (t, exact_filtered) = time_queries(&filtered, search(exact(1)))?;
+    rows.push(row("exact, filtered", "1", &t, None));
+    let (t, _) = time_queries(&filtered, search(exact(all)))?;
     rows.push(row("exact, filtered", all.to_string(), &t, None));
 
     let started = Instant::now();
@@ -262,6 +264,8 @@ fn bench_size(args: &IndexArgs, n: usize, all: usize) -> anyhow::Result<()> {
         rows.push(row(name.clone(), "1", &t, Some(recall(&exact_hits, &hits))));
         let (t, hits) = time_queries(&queries, search(ivf(all)))?;
         rows.push(row(name.clone(), all.to_string(), &t, Some(recall(&exact_hits, &hits))));
+        let (t, hits) = time_queries(&filtered, search(ivf(1)))?;
+        rows.push(row(format!("{name}, filtered"), "1", &t, Some(recall(&exact_filtered, &hits))));
         let (t, hits) = time_queries(&filtered, search(ivf(all)))?;
         rows.push(row(format!("{name}, filtered"), all.to_string(), &t, Some(recall(&exact_filtered, &hits))));
     }

@@ -14,8 +14,24 @@
 //!
 //! The SQLite library is the source of truth. The index can always be brought back in line
 //! with it by [`sync::sync_from_library`] (cheap when little changed), which the daemon runs
-//! at start-up before the scanner starts writing; see `docs` on [`embedded`] for how a crash
-//! is survived.
+//! at start-up before the scanner starts writing; the [`embedded`] module says how a crash is
+//! survived.
+//!
+//! # Wiring it into the daemon
+//!
+//! - Start-up: `let index = settings.index.open(&data_dir).await?`; then, before the scanner
+//!   writes, [`sync_when_reachable`]`(index.as_ref(), &store, retry)` (a plain
+//!   [`sync_from_library`] for the embedded index); then [`spawn_flusher`]`(index.clone(), 60 s)`.
+//! - Scanner: after `save_analysis`, `copy_analysis`, `move_track` or `replace_content` of a
+//!   track, `index.upsert(vec![IndexPoint::from_record(&track)])` with the track as the store
+//!   now has it (a point without vectors removes it); after `remove`, `index.delete(vec![id])`.
+//!   On an error, log it and go on: the next sync repairs the index.
+//! - `Recommend`: a [`Query`] in the model's space; positives are the stored embeddings of the
+//!   example tracks (or of uploaded audio), and the example tracks go in
+//!   `filter.exclude_tracks`; `with_vectors` when diversity re-ranking needs them.
+//! - `Playlist`: one query per step, `limit` 1 (more with `no_repeat_artist`), the previous
+//!   hit's vector as the positive, the tracks played so far excluded.
+//! - Shutdown: `index.flush().await`.
 //!
 //! # Scores
 //!

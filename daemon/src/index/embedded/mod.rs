@@ -3,9 +3,9 @@
 //!
 //! # Search
 //!
-//! Exact by default: every row of the space is scored ([`search`]), on up to
+//! Exact by default: every row of the space is scored (module `search`), on up to
 //! `index.embedded.threads` threads. A space larger than `exact_limit` gets an approximate IVF
-//! index ([`ann`]) and is searched through it.
+//! index (module `ann`) and is searched through it.
 //!
 //! # Persistence and crashes
 //!
@@ -203,7 +203,7 @@ impl EmbeddedIndex {
 
     /// Build the approximate index of `space` now, whatever its size (benchmarks compare it
     /// with exact search at every size). It is kept until the space's size changes enough
-    /// for [`ann::maintain`] to act.
+    /// for the index to retrain or drop it.
     pub fn train_approximate(&self, space: &str) {
         let mut state = self.inner.write();
         if let Some(s) = state.spaces.get_mut(space) {

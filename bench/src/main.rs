@@ -3,6 +3,7 @@
 //! Plugins are loaded from the .so files next to this binary, through the plugin ABI.
 
 mod daemon;
+mod index;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -46,6 +47,9 @@ enum Command {
     /// several client counts, scan rate against `timbred analyze`, resident memory. Prints a
     /// table and a JSON summary (bench/README.md, "Daemon").
     Daemon(daemon::Args),
+    /// Recommend-style query latency of the vector index (see bench/src/index.rs); prints a
+    /// Markdown table per index size.
+    Index(index::IndexArgs),
 }
 
 fn read_npy(path: &Path) -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
@@ -108,6 +112,7 @@ fn main() -> anyhow::Result<()> {
                 serde_json::json!({ "seconds": seconds, "shape": output.values.shape, "probabilities": output.values.data, "embedding": embedding })
             );
         }
+        Command::Index(args) => index::run(args)?,
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use timbre_proto::v1::timbre_server::TimbreServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::engine::Engine;
 
@@ -47,7 +47,8 @@ pub async fn serve(
                 .max_decoding_message_size(max_request)
                 .max_encoding_message_size(64 << 20),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // Nagle off: small replies otherwise wait ~40 ms for an ACK (bench/README.md, Daemon).
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await
 }
 

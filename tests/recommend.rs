@@ -225,8 +225,38 @@ fn nearest_neighbours_share_the_genre_far_more_often_than_chance() {
     for space in report["spaces"].as_array().expect("spaces") {
         let name = space["space"].as_str().expect("name");
         let (top5, top10) = (space["top5"].as_f64().expect("top5"), space["top10"].as_f64().expect("top10"));
-        eprintln!("{name}: top-5 {:.1} %, top-10 {:.1} % (chance {:.1} %)", 100.0 * top5, 100.0 * top10, 100.0 * chance);
+        eprintln!(
+            "{name}: top-5 {:.1} %, top-10 {:.1} % (chance {:.1} %)",
+            100.0 * top5,
+            100.0 * top10,
+            100.0 * chance
+        );
         let floor = if name == "pca-knn" { 2.0 } else { 4.0 };
         assert!(top5 > floor * chance && top10 > floor * chance, "{name}: {top5} / {top10} against chance {chance}");
     }
+}
+
+/// Qdrant down at start-up: the daemon says so naming the URL, keeps analysing into the
+/// library, and answers Recommend with UNAVAILABLE rather than a wrong answer.
+#[test]
+fn an_unreachable_qdrant_does_not_stop_the_library() {
+    let root = tempfile::tempdir().expect("tempdir");
+    crate::util::write_tone_wav(&root.path().join("a.wav"), 330.0, 4.0);
+    crate::util::write_tone_wav(&root.path().join("b.wav"), 660.0, 4.0);
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let url = format!("http://{closed}");
+    let env =
+        [("TIMBRE_INDEX__BACKEND", "qdrant"), ("TIMBRE_INDEX__QDRANT__URL", url.as_str()), ("TIMBRE_LOG", "info")];
+    let daemon = Daemon::start_with(&["--root", root.path().to_str().expect("utf-8")], &env);
+    runtime().block_on(async {
+        let mut client = daemon.client().await;
+        let tracks = wait_for_tracks(&mut client, 2).await;
+        assert!(tracks.iter().all(|t| t.state == pb::AnalysisState::Analysed as i32), "the library goes on");
+        let request = pb::RecommendRequest { positive: vec![by_id(tracks[0].id)], ..Default::default() };
+        let status = client.recommend(request).await.expect_err("no index");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        eventually("the unreachable URL in the log", 30, async || daemon.log().contains(&url).then_some(())).await;
+    });
+    assert!(daemon.stop().success());
 }

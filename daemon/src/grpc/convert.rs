@@ -2,6 +2,7 @@
 
 use timbre_proto::v1 as pb;
 
+use crate::index::Filter;
 use crate::library::scan::ScanProgress;
 use crate::library::{TrackRecord, TrackState};
 use crate::live::LivePrediction;
@@ -196,11 +197,14 @@ impl From<&LivePrediction> for pb::LivePrediction {
 
 pub fn recommend_filter(filter: pb::RecommendFilter) -> RecommendFilter {
     RecommendFilter {
-        genres: filter.genres,
-        exclude_artists: filter.exclude_artists,
-        exclude_albums: filter.exclude_albums,
-        min_duration_s: filter.min_duration_s,
-        max_duration_s: filter.max_duration_s,
+        filter: Filter {
+            genres: filter.genres,
+            exclude_artists: filter.exclude_artists,
+            exclude_albums: filter.exclude_albums,
+            min_duration_s: filter.min_duration_s,
+            max_duration_s: filter.max_duration_s,
+            exclude_tracks: Vec::new(),
+        },
         exclude_seed_artist: filter.exclude_seed_artist,
         exclude_seed_album: filter.exclude_seed_album,
     }

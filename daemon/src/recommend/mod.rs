@@ -22,14 +22,10 @@ pub enum Example {
     Audio(AudioInput),
 }
 
-/// Which tracks may come back; all set conditions must hold.
+/// Which tracks may come back: the index's filter, plus the seed's artist and album.
 #[derive(Debug, Clone, Default)]
 pub struct RecommendFilter {
-    pub genres: Vec<String>,
-    pub exclude_artists: Vec<String>,
-    pub exclude_albums: Vec<String>,
-    pub min_duration_s: Option<f64>,
-    pub max_duration_s: Option<f64>,
+    pub filter: Filter,
     pub exclude_seed_artist: bool,
     pub exclude_seed_album: bool,
 }
@@ -234,19 +230,14 @@ impl Engine {
 }
 
 fn index_filter(filter: &RecommendFilter, seeds: &[&TrackRecord]) -> Result<Filter, EngineError> {
-    for (name, value) in [("min_duration_s", filter.min_duration_s), ("max_duration_s", filter.max_duration_s)] {
+    let durations =
+        [("min_duration_s", filter.filter.min_duration_s), ("max_duration_s", filter.filter.max_duration_s)];
+    for (name, value) in durations {
         if value.is_some_and(|v| v.is_nan() || v < 0.0) {
             return Err(EngineError::InvalidArgument(format!("filter.{name}: must be a non-negative number")));
         }
     }
-    let mut index_filter = Filter {
-        genres: filter.genres.clone(),
-        exclude_artists: filter.exclude_artists.clone(),
-        exclude_albums: filter.exclude_albums.clone(),
-        min_duration_s: filter.min_duration_s,
-        max_duration_s: filter.max_duration_s,
-        exclude_tracks: Vec::new(),
-    };
+    let mut index_filter = filter.filter.clone();
     for seed in seeds {
         if filter.exclude_seed_artist && !seed.tags.artist.trim().is_empty() {
             index_filter.exclude_artists.push(seed.tags.artist.clone());

@@ -1,0 +1,279 @@
+//! `timbred`'s command line: every command and flag, documented once (the doc comments are
+//! the `--help` text).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use timbre_daemon::offline::eval;
+
+/// timbred: timbre's audio analysis daemon.
+///
+/// Decodes audio (WAV, FLAC, MP3, Ogg Vorbis, AAC/M4A, ALAC), runs it through feature and
+/// classifier plugins, and reports what it hears. `timbred serve` runs the daemon: it keeps a
+/// music library analysed and indexed for recommendation, and answers the `timbre` client
+/// over gRPC. The other commands work offline, without a running daemon.
+///
+/// Plugins are searched for in TIMBRE_PLUGIN_PATH (colon-separated files or directories),
+/// then in every --plugin-path, then next to this executable.
+#[derive(Debug, Parser)]
+#[command(name = "timbred", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// Also look for plugins in this file or directory (repeatable).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) plugin_path: Vec<PathBuf>,
+
+    /// Also look for model folders (model.toml + model file) in this directory (repeatable).
+    /// Searched after TIMBRE_MODEL_PATH and before the shipped plugins/models.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) model_path: Vec<PathBuf>,
+
+    /// Use only these models (comma-separated names) [default: every model found].
+    #[arg(long, global = true, value_delimiter = ',', value_name = "NAMES")]
+    pub(crate) models: Vec<String>,
+
+    /// libonnxruntime.so for ONNX models [default: ORT_DYLIB_PATH, then .onnxruntime/ from scripts/onnxruntime].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) onnxruntime: Option<PathBuf>,
+
+    /// Where ONNX models run: auto (CUDA when its provider loads, else CPU), cpu or cuda [default: auto].
+    #[arg(long, global = true, value_parser = ["auto", "cpu", "cuda"])]
+    pub(crate) execution_provider: Option<String>,
+
+    /// Log more (-v: info, -vv: debug). TIMBRE_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Write the features of each FILE to OUT/<stem>.npy (float32, [n_mels, frames]).
+    ///
+    /// With --segment-seconds, [segments, n_mels, frames] instead: the 3 s inputs of the models.
+    ///
+    /// The whole file is one signal, exactly as librosa would see it. Files are processed
+    /// in parallel; a file that fails is reported and skipped, and the exit code is 1.
+    Features {
+        /// Feature plugin to use.
+        #[arg(long, default_value = "mel")]
+        plugin: String,
+        /// Set a plugin parameter, e.g. --set n_mels=64 --set fmax=8000 (value parsed as JSON, else text).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Directory for the .npy files (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Worker threads [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Refuse files longer than this many seconds (whole-file features are held in memory).
+        #[arg(long, default_value_t = 3600.0)]
+        max_duration: f64,
+        /// Cut each file into segments of this many seconds, as analysis does, and write
+        /// [segments, n_mels, frames] (the input models are trained on).
+        #[arg(long, value_name = "SECONDS")]
+        segment_seconds: Option<f64>,
+        /// Audio files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Analyse each FILE: duration, format, segments, a feature summary, and every model's
+    /// genre predictions (segment probabilities averaged over the track).
+    Analyze {
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Labels shown per model (0: all).
+        #[arg(long, default_value_t = 3)]
+        top_k: usize,
+        /// Also show each segment's predictions.
+        #[arg(long)]
+        segments: bool,
+        /// Feature plugin to use.
+        #[arg(long, default_value = "mel")]
+        plugin: String,
+        /// Set a plugin parameter (see `features --help`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Segment length in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        segment_seconds: f64,
+        /// Worker threads [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Audio files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Evaluate every model, and their ensemble, on a labelled folder DIR/<label>/<file>:
+    /// track- and segment-level accuracy, per-class precision / recall / F1, confusion matrix.
+    Eval {
+        #[command(flatten)]
+        data: LabelledData,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How well each model's embeddings serve recommendation, on a labelled folder
+    /// DIR/<label>/<file>: for every track, the share of its 5 and 10 nearest neighbours
+    /// (cosine, the track itself left out) with its label; chance is printed beside it.
+    EvalNeighbours {
+        #[command(flatten)]
+        data: LabelledData,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Maintain the vector index behind Recommend and Playlist.
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
+    /// Train a model in Rust. Only pca-knn trains here; the neural models train in training/.
+    Train {
+        #[command(subcommand)]
+        model: TrainModel,
+    },
+    /// Split a labelled folder DIR/<label>/<file> into train / val / test, by file and
+    /// stratified by label; prints PATH<TAB>SPLIT lines (paths relative to DIR).
+    Split {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Fraction of each label's files held out for testing.
+        #[arg(long, default_value_t = 0.15)]
+        test: f64,
+        /// Fraction of each label's files for validation (model selection, early stopping).
+        #[arg(long, default_value_t = 0.15)]
+        validation: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Run the daemon: keep the library analysed and serve the timbre.v1 gRPC API,
+    /// grpc.health.v1 and reflection.
+    ///
+    /// At start-up it catches up with whatever changed under the library roots while it was
+    /// down, then watches them. Settings come from the configuration layers (see `timbred
+    /// config --help`); the flags below are the strongest layer. Stops on SIGINT or SIGTERM
+    /// after finishing the calls and analyses in flight.
+    ///
+    /// Example: timbred serve --root ~/Music
+    Serve {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Print the effective configuration of `timbred serve` and where each value came from.
+    ///
+    /// Layers, later ones win: built-in defaults < /etc/timbre/timbre.toml <
+    /// $XDG_CONFIG_HOME/timbre/timbre.toml < --config FILE < TIMBRE_<SECTION>__<KEY>
+    /// environment variables (e.g. TIMBRE_SERVER__LISTEN=127.0.0.1:6000; lists are
+    /// colon-separated) < flags. A bad value is an error that names the key and its layer.
+    Config {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// List the plugins found on the search path, and why any library was refused.
+    Plugins {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A labelled folder to evaluate on, optionally one subset of a split.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LabelledData {
+    /// The labelled folder DIR/<label>/<file>; each sub-folder name is the label of its files.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data: PathBuf,
+    /// Only the files a split file (PATH<TAB>SPLIT per line, paths relative to DIR) puts in
+    /// --subset.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) split: Option<PathBuf>,
+    /// The split to use with --split.
+    #[arg(long, default_value = "test")]
+    pub(crate) subset: String,
+    /// Worker threads [default: all cores].
+    #[arg(long, short)]
+    pub(crate) jobs: Option<usize>,
+}
+
+impl LabelledData {
+    pub(crate) fn request(self, all_cores: usize) -> eval::EvalRequest {
+        eval::EvalRequest {
+            data_dir: self.data,
+            split: self.split.map(|s| (s, self.subset)),
+            jobs: self.jobs.unwrap_or(all_cores),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IndexAction {
+    /// Re-create the index (embedded or Qdrant, as configured) from the library database.
+    ///
+    /// Stop the daemon first when the index is embedded (the daemon holds it in memory and
+    /// would write its own copy back); a Qdrant index can be rebuilt while daemons run.
+    Rebuild {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+}
+
+/// The settings a user reaches for first, as flags of `serve` and `config`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SettingsArgs {
+    /// Read this configuration file too (after the system and user files).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051]. Loopback unless you mean to serve a network.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// A library folder (repeatable): its audio files are analysed, and it is watched.
+    /// Only files under library roots are ever read.
+    #[arg(long = "root", value_name = "DIR")]
+    pub(crate) roots: Vec<PathBuf>,
+    /// Where the library database lives [default: $XDG_DATA_HOME/timbre].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Analysis threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
+    /// On shutdown, how long calls and analyses in flight may take before the daemon exits anyway.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) shutdown_grace: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrainModel {
+    /// Standardise -> PCA -> kNN on 3 s log-mel segments (report 000), labels from sub-folder names.
+    PcaKnn {
+        /// Labelled folder DIR/<label>/<file>.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Model folder to write (model.knn + model.toml).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Train on the files a split file (from `timbred split`) puts in train and val, never test.
+        #[arg(long, value_name = "FILE")]
+        split: Option<PathBuf>,
+        /// Neighbours that vote.
+        #[arg(long, default_value_t = 9)]
+        k: usize,
+        /// Weight votes by inverse distance.
+        #[arg(long)]
+        weighted: bool,
+        /// Principal components [default: chosen on a validation split of the training tracks].
+        #[arg(long)]
+        components: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Version written to model.toml.
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        /// Worker threads for feature extraction [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+}

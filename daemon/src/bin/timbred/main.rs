@@ -1,0 +1,322 @@
+//! `timbred`: flags in, a library call, an exit code out.
+
+mod flags;
+mod print;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use timbre_daemon::config::{Flags, Settings};
+use timbre_daemon::models::{ModelCatalog, ModelOptions};
+use timbre_daemon::offline::{analyze, eval, features, neighbours, plugins, train};
+use timbre_daemon::pipeline::SegmentOptions;
+use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
+
+use flags::{Cli, Command, IndexAction, SettingsArgs, TrainModel};
+use print::{print_analysis, print_eval, print_neighbours, print_plugins};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A daemon's log says what it loaded (models, execution provider); commands stay quiet.
+    let daemon = matches!(cli.command, Command::Serve { .. });
+    init_logging(cli.verbose + u8::from(daemon));
+    match run(cli) {
+        Ok(all_ok) => {
+            if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("timbred: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    // symphonia logs its own view of a bad file at error level; timbre's error already names
+    // the file and the cause, so its crates are quiet unless asked for with -vv or TIMBRE_LOG.
+    let quiet = if verbose >= 2 {
+        ""
+    } else {
+        ",symphonia_core=off,symphonia_bundle_mp3=off,symphonia_bundle_flac=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_codec_aac=off,symphonia_codec_vorbis=off,symphonia_codec_alac=off,symphonia_codec_pcm=off"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TIMBRE_LOG").unwrap_or_else(|_| format!("{level}{quiet}").into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Returns whether every input succeeded.
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    match &cli.command {
+        Command::Serve { settings } => {
+            let loaded = load_settings(&cli, settings)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(timbre_daemon::serve::run(loaded.settings))?;
+            // Calls still open after the grace period must not hold the exit.
+            runtime.shutdown_background();
+            return Ok(true);
+        }
+        Command::Index { action: IndexAction::Rebuild { settings } } => {
+            let loaded = load_settings(&cli, settings)?;
+            let settings = loaded.settings;
+            let store = timbre_daemon::library::Store::open(&settings.database_path())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(async {
+                let index = settings.index.open(&settings.library.data_dir).await?;
+                eprintln!("timbred: rebuilding {} from {}", index.describe(), store.path().display());
+                timbre_daemon::index::rebuild_from_library(index.as_ref(), &store).await
+            })?;
+            println!(
+                "indexed {} of {} library tracks ({} refused)",
+                report.upserted, report.library_tracks, report.rejected
+            );
+            return Ok(report.rejected == 0);
+        }
+        Command::Config { settings } => {
+            let loaded = load_settings(&cli, settings)?;
+            println!("# timbred serve's effective configuration; each value's layer is in the comment");
+            for (key, value, origin) in loaded.provenance.iter() {
+                println!("{:<48} # {origin}", format!("{key} = {value}"));
+            }
+            return Ok(true);
+        }
+        _ => {}
+    }
+    let path = SearchPath::standard(&cli.plugin_path);
+    let model_options = ModelOptions {
+        paths: cli.model_path.clone(),
+        onnxruntime: cli.onnxruntime.clone(),
+        execution_provider: cli.execution_provider.clone().unwrap_or_else(|| "auto".into()),
+        intra_threads: 1,
+        only: cli.models.clone(),
+    };
+    let registry = PluginRegistry::discover(&path);
+    let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match cli.command {
+        Command::Features { plugin, params, out, jobs, max_duration, segment_seconds, files } => {
+            if let Some(seconds) = segment_seconds {
+                anyhow::ensure!(seconds > 0.0 && seconds <= 600.0, "--segment-seconds must be in (0, 600]");
+            }
+            fs_err::create_dir_all(&out)?;
+            let request = features::FeaturesRequest {
+                plugin,
+                config: plugin_config(&params)?,
+                files,
+                out_dir: out,
+                jobs: jobs.unwrap_or(all_cores),
+                max_seconds: max_duration,
+                segments: segment_seconds.map(|seconds| SegmentOptions { seconds, ..SegmentOptions::default() }),
+            };
+            let (mut written, mut failed) = (0usize, 0usize);
+            features::run(&registry, &request, |file, outcome| match outcome {
+                features::FeaturesOutcome::Written { output, shape } => {
+                    written += 1;
+                    eprintln!("wrote {} {:?} from {}", output.display(), shape, file.display());
+                }
+                features::FeaturesOutcome::Failed(reason) => {
+                    failed += 1;
+                    eprintln!("error: {reason}");
+                }
+            })?;
+            eprintln!("{written} written, {failed} failed");
+            Ok(failed == 0)
+        }
+        Command::Analyze { json, top_k, segments, plugin, params, segment_seconds, jobs, files } => {
+            anyhow::ensure!(segment_seconds > 0.0 && segment_seconds <= 600.0, "--segment-seconds must be in (0, 600]");
+            let request = analyze::AnalyzeRequest {
+                plugin,
+                config: plugin_config(&params)?,
+                files,
+                segments: SegmentOptions { seconds: segment_seconds, ..SegmentOptions::default() },
+                jobs: jobs.unwrap_or(all_cores),
+            };
+            let catalog = model_catalog(&registry, &model_options);
+            let mut failed = 0usize;
+            analyze::run(&registry, &catalog, &request, |file, result| {
+                if result.is_err() {
+                    failed += 1;
+                }
+                print_analysis(file, result, json, top_k, segments);
+            })?;
+            Ok(failed == 0)
+        }
+        Command::Eval { data, json } => {
+            let catalog = model_catalog(&registry, &model_options);
+            let request = data.request(all_cores);
+            let mut last = std::time::Instant::now();
+            let report = eval::run(&registry, &catalog, &request, |done, total| {
+                if done == total || last.elapsed().as_secs_f64() > 2.0 {
+                    eprintln!("eval: {done}/{total} files");
+                    last = std::time::Instant::now();
+                }
+            })?;
+            for (file, reason) in &report.failed {
+                eprintln!("error: {}: {reason}", file.display());
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_eval(&report);
+            }
+            Ok(report.failed.is_empty())
+        }
+        Command::Train {
+            model: TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs },
+        } => {
+            let options = timbre_plugin_pca_knn::TrainOptions { k, weighted, components, seed, ..Default::default() };
+            let request = train::TrainRequest {
+                data_dir: data,
+                out_dir: out.clone(),
+                split,
+                options,
+                jobs: jobs.unwrap_or(all_cores),
+                version,
+            };
+            let mut read = 0usize;
+            let report = train::train_pca_knn(&registry, &request, |_, error| match error {
+                Some(error) => eprintln!("error: {error}"),
+                None => {
+                    read += 1;
+                    if read.is_multiple_of(50) {
+                        eprintln!("train: features of {read} files");
+                    }
+                }
+            })?;
+            println!("{report}");
+            println!("wrote {}", out.display());
+            Ok(true)
+        }
+        Command::Split { data, test, validation, seed } => {
+            anyhow::ensure!(
+                test >= 0.0 && validation >= 0.0 && test + validation < 1.0,
+                "--test and --validation must leave files to train on"
+            );
+            let lines = timbre_daemon::offline::split::split(
+                &data,
+                timbre_daemon::offline::split::SplitOptions { validation, test, seed },
+            )?;
+            println!("# timbred split --data {} --test {test} --validation {validation} --seed {seed}", data.display());
+            for (file, which) in lines {
+                println!("{file}\t{which}");
+            }
+            Ok(true)
+        }
+        Command::Serve { .. } | Command::Config { .. } | Command::Index { .. } => unreachable!("handled above"),
+        Command::EvalNeighbours { data, json } => {
+            let catalog = model_catalog(&registry, &model_options);
+            let request = data.request(all_cores);
+            let mut last = std::time::Instant::now();
+            let report = neighbours::run(&registry, &catalog, &request, |done, total| {
+                if done == total || last.elapsed().as_secs_f64() > 2.0 {
+                    eprintln!("eval-neighbours: analysed {done}/{total} files");
+                    last = std::time::Instant::now();
+                }
+            })?;
+            for (file, reason) in &report.failed {
+                eprintln!("error: {}: {reason}", file.display());
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_neighbours(&report);
+            }
+            Ok(report.failed.is_empty())
+        }
+        Command::Plugins { json } => {
+            let listing = plugins::list(&registry, &path);
+            let catalog = ModelCatalog::discover(&registry, &model_options);
+            if json {
+                let mut value = serde_json::to_value(&listing)?;
+                value["models"] = catalog
+                    .models
+                    .iter()
+                    .map(|m| serde_json::json!({ "name": m.name(), "plugin": m.folder.plugin(), "dir": m.folder.dir, "info": m.info }))
+                    .collect();
+                value["refused_models"] = catalog
+                    .refused
+                    .iter()
+                    .map(|(dir, reason)| serde_json::json!({ "dir": dir, "reason": reason }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print_plugins(&listing);
+                for m in &catalog.models {
+                    println!(
+                        "model {:<10} {:<8} {}  ({})",
+                        m.name(),
+                        m.folder.plugin(),
+                        m.folder.dir.display(),
+                        m.info["execution_provider"].as_str().unwrap_or("-")
+                    );
+                }
+                for (dir, reason) in &catalog.refused {
+                    println!("refused model {}: {reason}", dir.display());
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// The configuration layers, with the command line's settings as the strongest.
+fn load_settings(cli: &Cli, args: &SettingsArgs) -> anyhow::Result<timbre_daemon::config::Loaded> {
+    let mut flags = Flags::default();
+    flags.set_paths("plugins.paths", "--plugin-path", &cli.plugin_path);
+    flags.set_paths("models.paths", "--model-path", &cli.model_path);
+    if !cli.models.is_empty() {
+        let only = cli.models.iter().map(|m| config::Value::new(None, m.as_str())).collect::<Vec<_>>();
+        flags.set("models.only", "--models", only);
+    }
+    if let Some(runtime) = &cli.onnxruntime {
+        flags.set("models.onnxruntime", "--onnxruntime", runtime.display().to_string());
+    }
+    if let Some(provider) = &cli.execution_provider {
+        flags.set("models.execution_provider", "--execution-provider", provider.as_str());
+    }
+    if let Some(listen) = &args.listen {
+        flags.set("server.listen", "--listen", listen.as_str());
+    }
+    let roots: Vec<PathBuf> = args.roots.iter().map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())).collect();
+    flags.set_paths("library.roots", "--root", &roots);
+    if let Some(dir) = &args.data_dir {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        flags.set("library.data_dir", "--data-dir", dir.display().to_string());
+    }
+    if let Some(workers) = args.workers {
+        flags.set("workers.threads", "--workers", workers as u64);
+    }
+    if let Some(grace) = args.shutdown_grace {
+        flags.set("server.shutdown_grace_s", "--shutdown-grace", grace);
+    }
+    Ok(Settings::load(args.config.as_deref(), &flags)?)
+}
+
+/// `KEY=VALUE` pairs into a JSON object; values are JSON when they parse, text otherwise.
+fn plugin_config(params: &[String]) -> anyhow::Result<serde_json::Value> {
+    let mut config = serde_json::Map::new();
+    for param in params {
+        let (key, value) = param.split_once('=').with_context(|| format!("--set {param}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        config.insert(key.trim().to_string(), value);
+    }
+    Ok(serde_json::Value::Object(config))
+}
+
+/// Discover the models, saying on stderr which folders were refused and why.
+fn model_catalog(registry: &PluginRegistry, options: &ModelOptions) -> ModelCatalog {
+    let catalog = ModelCatalog::discover(registry, options);
+    for (dir, reason) in &catalog.refused {
+        eprintln!("warning: model {} not loaded: {reason}", dir.display());
+    }
+    catalog
+}

@@ -27,6 +27,10 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let listener = crate::grpc::bind(settings.listen_addr()).await?;
     let local = listener.local_addr()?;
     let engine = Arc::new(tokio::task::block_in_place(|| Engine::start(settings))?);
+    // Everything a client can ask about is started before the address is announced.
+    engine.start_index();
+    engine.follow_library();
+    engine.start_live();
     let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
     let roots: Vec<String> = engine.scanner().roots().iter().map(|r| r.display().to_string()).collect();
     // Tests and supervisors read this line to learn the port when the address ends in :0.
@@ -40,9 +44,6 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, async {
         let _ = stopped.await;
     }));
-    engine.start_index();
-    engine.follow_library();
-    engine.start_live();
     tokio::select! {
         // Before a signal, the server only returns on a transport error.
         joined = &mut server => {

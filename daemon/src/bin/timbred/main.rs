@@ -15,7 +15,7 @@ use timbre_daemon::pipeline::SegmentOptions;
 use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
 
 use flags::{Cli, Command, IndexAction, SettingsArgs, TrainModel};
-use print::{print_analysis, print_eval, print_neighbours, print_plugins};
+use print::{print_analysis, print_eval, print_failures, print_neighbours, print_plugins, progress};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -153,16 +153,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Eval { data, json } => {
             let catalog = model_catalog(&registry, &model_options);
             let request = data.request(all_cores);
-            let mut last = std::time::Instant::now();
-            let report = eval::run(&registry, &catalog, &request, |done, total| {
-                if done == total || last.elapsed().as_secs_f64() > 2.0 {
-                    eprintln!("eval: {done}/{total} files");
-                    last = std::time::Instant::now();
-                }
-            })?;
-            for (file, reason) in &report.failed {
-                eprintln!("error: {}: {reason}", file.display());
-            }
+            let report = eval::run(&registry, &catalog, &request, progress("eval"))?;
+            print_failures(&report.failed);
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -215,16 +207,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::EvalNeighbours { data, json } => {
             let catalog = model_catalog(&registry, &model_options);
             let request = data.request(all_cores);
-            let mut last = std::time::Instant::now();
-            let report = neighbours::run(&registry, &catalog, &request, |done, total| {
-                if done == total || last.elapsed().as_secs_f64() > 2.0 {
-                    eprintln!("eval-neighbours: analysed {done}/{total} files");
-                    last = std::time::Instant::now();
-                }
-            })?;
-            for (file, reason) in &report.failed {
-                eprintln!("error: {}: {reason}", file.display());
-            }
+            let report = neighbours::run(&registry, &catalog, &request, progress("eval-neighbours"))?;
+            print_failures(&report.failed);
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

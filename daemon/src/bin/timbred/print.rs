@@ -112,3 +112,21 @@ pub(crate) fn print_neighbours(report: &neighbours::NeighboursReport) {
         );
     }
 }
+
+/// Files analysed so far, on stderr: at most every 2 s, and at the end.
+pub(crate) fn progress(command: &'static str) -> impl FnMut(usize, usize) + Send {
+    let mut last = std::time::Instant::now();
+    move |done, total| {
+        if done == total || last.elapsed().as_secs_f64() > 2.0 {
+            eprintln!("{command}: analysed {done}/{total} files");
+            last = std::time::Instant::now();
+        }
+    }
+}
+
+/// Files that could not be analysed, one `error: PATH: REASON` line each.
+pub(crate) fn print_failures(failed: &[(std::path::PathBuf, String)]) {
+    for (file, reason) in failed {
+        eprintln!("error: {}: {reason}", file.display());
+    }
+}

@@ -82,6 +82,18 @@ pub fn model_prediction(
     }
 }
 
+/// The analysis's predictions in the order `requested` names the models; by model name when
+/// it is empty (every model ran).
+fn in_model_order<'a>(analysis: &'a Analysis, requested: &[String]) -> Vec<&'a TrackPrediction> {
+    let mut predictions: Vec<&TrackPrediction> = analysis.predictions.iter().collect();
+    if requested.is_empty() {
+        predictions.sort_by(|a, b| a.model.cmp(&b.model));
+    } else {
+        predictions.sort_by_key(|p| requested.iter().position(|r| *r == p.model));
+    }
+    predictions
+}
+
 /// `requested` orders the models; when empty they are sorted by name.
 pub fn classify_response(
     analysis: &Analysis,
@@ -90,12 +102,7 @@ pub fn classify_response(
     top_k: usize,
     with_segments: bool,
 ) -> pb::ClassifyResponse {
-    let mut predictions: Vec<&TrackPrediction> = analysis.predictions.iter().collect();
-    if requested.is_empty() {
-        predictions.sort_by(|a, b| a.model.cmp(&b.model));
-    } else {
-        predictions.sort_by_key(|p| requested.iter().position(|r| *r == p.model));
-    }
+    let predictions = in_model_order(analysis, requested);
     pb::ClassifyResponse {
         path,
         duration_s: analysis.duration_s,
@@ -162,12 +169,7 @@ pub fn window_predictions(
     requested: &[String],
     top_k: usize,
 ) -> Vec<pb::ModelPrediction> {
-    let mut predictions: Vec<&TrackPrediction> = analysis.predictions.iter().collect();
-    if requested.is_empty() {
-        predictions.sort_by(|a, b| a.model.cmp(&b.model));
-    } else {
-        predictions.sort_by_key(|p| requested.iter().position(|r| *r == p.model));
-    }
+    let predictions = in_model_order(analysis, requested);
     predictions
         .into_iter()
         .map(|p| {

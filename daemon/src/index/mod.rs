@@ -137,8 +137,8 @@ pub struct IndexPoint {
 
 impl IndexPoint {
     /// The point for a library track: each stored prediction that has an embedding becomes a
-    /// space named after its model, labelled with the model's most probable label (chosen as
-    /// the store chooses `top_label`).
+    /// space named after its model, labelled with [`crate::library::StoredPrediction::top_label`] (as the
+    /// store's `top_label` column is).
     pub fn from_record(track: &TrackRecord) -> IndexPoint {
         let vectors = track
             .predictions
@@ -147,13 +147,7 @@ impl IndexPoint {
             .map(|p| SpaceVector {
                 space: p.version.model.clone(),
                 vector: p.embedding.clone(),
-                label: p
-                    .probabilities
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .and_then(|(i, _)| p.labels.get(i).cloned())
-                    .unwrap_or_default(),
+                label: p.top_label().to_string(),
             })
             .collect();
         IndexPoint {

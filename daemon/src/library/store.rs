@@ -79,6 +79,19 @@ pub struct StoredPrediction {
     pub analysed_at_ms: i64,
 }
 
+impl StoredPrediction {
+    /// The most probable label (the last of equals); "" without labels. The `top_label` column
+    /// and the vector index's predicted genre both come from here, so they always agree.
+    pub fn top_label(&self) -> &str {
+        self.probabilities
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .and_then(|(i, _)| self.labels.get(i))
+            .map_or("", String::as_str)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackRecord {
     pub id: i64,
@@ -258,13 +271,7 @@ impl Store {
             let tx = c.transaction()?;
             let now = now_ms();
             for p in predictions {
-                let top = p
-                    .probabilities
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, _)| p.labels[i].clone())
-                    .unwrap_or_default();
+                let top = p.top_label();
                 tx.execute(
                     "INSERT OR REPLACE INTO predictions (track_id, model, model_version, feature_version, labels,
                      probabilities, embedding, top_label, segments, analysed_at)

@@ -56,7 +56,13 @@ fn example(reference: pb::TrackRef, field: &str, max_seconds: f64) -> Result<Exa
 }
 
 /// Client PCM as mono samples, checked against the contract and the configured length limit.
-pub(super) fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<AudioInput, Status> {
+fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<AudioInput, Status> {
+    let sample_rate = pcm.sample_rate;
+    Ok(AudioInput::Pcm { name: "pcm".into(), samples: mono(pcm, field, max_seconds)?.into(), sample_rate })
+}
+
+/// The samples of client PCM, checked and mixed down to mono.
+fn mono(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<Vec<f32>, Status> {
     if pcm.sample_rate == 0 || pcm.channels == 0 {
         return Err(Status::invalid_argument(format!("{field}: sample_rate and channels must be non-zero")));
     }
@@ -73,11 +79,7 @@ pub(super) fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<A
             "{field}: {seconds:.1} s of audio is more than the limit of {max_seconds} s (server.max_audio_seconds)"
         )));
     }
-    Ok(AudioInput::Pcm {
-        name: "pcm".into(),
-        samples: downmix(&pcm.samples, channels).into(),
-        sample_rate: pcm.sample_rate,
-    })
+    Ok(downmix(&pcm.samples, channels))
 }
 
 #[tonic::async_trait]
@@ -344,9 +346,8 @@ async fn classify_windows(
                     "pcm: every chunk must have the first chunk's sample_rate and channels {expected:?}, not {this:?}"
                 )));
             }
-            let AudioInput::Pcm { samples, sample_rate, .. } = pcm_input(pcm, "pcm", max_seconds)? else {
-                unreachable!("pcm_input makes PCM")
-            };
+            let sample_rate = pcm.sample_rate;
+            let samples = mono(pcm, "pcm", max_seconds)?;
             for window in windower.push(&samples, sample_rate) {
                 let response = classify_window(engine, window, index, windower.elapsed_s(), &config).await?;
                 if out.send(Ok(response)).await.is_err() {

@@ -201,10 +201,6 @@ impl Engine {
         &self.scanner
     }
 
-    pub fn store(&self) -> &Store {
-        self.scanner.store()
-    }
-
     pub fn model_names(&self) -> Vec<String> {
         self.catalog.models.iter().map(|m| m.name().to_string()).collect()
     }
@@ -258,6 +254,16 @@ impl Engine {
             return Err(EngineError::InvalidArgument(format!("{}: paths must be absolute", path.display())));
         }
         Ok(self.scanner.resolve(path)?)
+    }
+
+    /// Library tracks by id, in order, `None` for an id the library no longer has; read off
+    /// the async runtime.
+    pub async fn stored_tracks(&self, ids: Vec<i64>) -> Result<Vec<Option<TrackRecord>>, EngineError> {
+        let store = self.scanner.store().clone();
+        tokio::task::spawn_blocking(move || ids.into_iter().map(|id| store.track(id)).collect::<Result<Vec<_>, _>>())
+            .await
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?
+            .map_err(EngineError::from)
     }
 
     pub async fn track(&self, id: Option<i64>, path: Option<&Path>) -> Result<TrackRecord, EngineError> {

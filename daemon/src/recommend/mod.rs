@@ -198,8 +198,9 @@ impl Engine {
             let Some(hit) = self.query_index(query).await?.into_iter().next() else { break };
             let vector = normalised(hit.vector.as_deref().unwrap_or_default());
             let score = dot(&previous, &vector);
-            let Some(track) = self.store().track(hit.track_id)? else { continue };
-            chosen.push(track.id);
+            chosen.push(hit.track_id);
+            // Gone from the library since the index answered: skip it (it stays excluded).
+            let Some(track) = self.stored_tracks(vec![hit.track_id]).await?.pop().flatten() else { continue };
             previous = vector;
             previous_artist = track.tags.artist.clone();
             playlist.push(Recommendation { track, score });
@@ -219,13 +220,9 @@ impl Engine {
 
     /// Hits with their library tracks, in order; a track removed meanwhile is left out.
     async fn with_tracks(&self, hits: Vec<Hit>) -> Result<Vec<Recommendation>, EngineError> {
-        let mut results = Vec::with_capacity(hits.len());
-        for hit in hits {
-            if let Some(track) = self.store().track(hit.track_id)? {
-                results.push(Recommendation { track, score: hit.score });
-            }
-        }
-        Ok(results)
+        let tracks = self.stored_tracks(hits.iter().map(|h| h.track_id).collect()).await?;
+        let found = hits.into_iter().zip(tracks);
+        Ok(found.filter_map(|(hit, track)| Some(Recommendation { track: track?, score: hit.score })).collect())
     }
 }
 

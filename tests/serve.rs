@@ -75,3 +75,38 @@ fn the_client_names_the_address_it_cannot_reach() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("cannot reach timbred at http://127.0.0.1:9"));
 }
+
+#[test]
+fn a_second_daemon_on_the_same_data_directory_is_refused_with_the_first_ones_pid() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().to_str().expect("utf-8");
+    let first = Daemon::start_with(&["--data-dir", data_dir], &[]);
+    let output = run(crate::util::timbred().args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir]));
+    assert_eq!(output.status.code(), Some(2), "refused");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("another timbred (pid {})", first.child.id())), "{stderr}");
+    assert!(stderr.contains(data_dir), "{stderr}");
+    assert!(first.stop().success());
+    // The lock goes with the process: a new daemon starts.
+    assert!(Daemon::start_with(&["--data-dir", data_dir], &[]).stop().success());
+}
+
+#[test]
+fn a_damaged_library_database_stops_start_up_with_the_recovery_command() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().to_str().expect("utf-8");
+    assert!(Daemon::start_with(&["--data-dir", data_dir], &[]).stop().success());
+    let database = data.path().join("library.sqlite3");
+    // Scribble over every page after the header page: the schema's b-trees are garbage now.
+    let mut bytes = std::fs::read(&database).expect("read");
+    assert!(bytes.len() > 4096, "the library has more than its header page");
+    for (i, byte) in bytes[4096..].iter_mut().enumerate() {
+        *byte = (i * 7919 % 251) as u8;
+    }
+    std::fs::write(&database, bytes).expect("write");
+    let output = run(crate::util::timbred().args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir]));
+    assert_eq!(output.status.code(), Some(2), "refused");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("is damaged") && stderr.contains(".recover"), "{stderr}");
+    assert!(stderr.contains(&database.display().to_string()), "{stderr}");
+}

@@ -7,6 +7,7 @@ mod classify;
 mod cli;
 mod client;
 mod decode;
+mod hostile;
 mod library;
 mod live;
 mod models;

@@ -23,7 +23,7 @@ use anyhow::{bail, ensure, Context};
 use serde_json::json;
 use timbre_daemon::models::{ModelCatalog, ModelOptions};
 use timbre_daemon::pipeline::analysis::Analyzer;
-use timbre_daemon::pipeline::{decode_whole, AudioInput};
+use timbre_daemon::pipeline::{decode_whole, AudioInput, Budget};
 use timbre_daemon::plugin_host::PluginRegistry;
 use timbre_proto::v1 as pb;
 use timbre_proto::v1::timbre_client::TimbreClient;
@@ -331,7 +331,7 @@ fn expected_probabilities(
     clips
         .iter()
         .map(|clip| {
-            let analysis = analyzer.analyze_input(&pcm_input(clip), None)?;
+            let analysis = analyzer.analyze_input(&pcm_input(clip), None, Budget::UNLIMITED)?;
             Ok(analysis
                 .predictions
                 .iter()
@@ -462,7 +462,7 @@ impl InProcess {
                 let prepared =
                     Analyzer::for_models(registry, catalog).map_err(anyhow::Error::from).and_then(|mut a| {
                         for input in &inputs {
-                            a.analyze_input(input, None)?;
+                            a.analyze_input(input, None, Budget::UNLIMITED)?;
                         }
                         Ok(a)
                     });
@@ -521,7 +521,7 @@ fn analyze_for(
     let mut next = first;
     while Instant::now() < deadline {
         let start = Instant::now();
-        let analysis = analyzer.analyze_input(&inputs[next % inputs.len()], None)?;
+        let analysis = analyzer.analyze_input(&inputs[next % inputs.len()], None, Budget::UNLIMITED)?;
         latencies.push(start.elapsed().as_secs_f64());
         ensure!(!analysis.predictions.is_empty(), "no prediction");
         next += 1;

@@ -233,7 +233,8 @@ impl Engine {
             }
         }
         let models = self.check_models(models)?;
-        Ok(self.pool.analyze(input, models, Priority::Interactive).await?)
+        let max_seconds = Some(self.settings.server.max_audio_seconds);
+        Ok(self.pool.analyze(input, models, Priority::Interactive, max_seconds).await?)
     }
 
     /// Unknown model names are an error; `None` means all.

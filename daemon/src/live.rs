@@ -95,7 +95,7 @@ fn classify_windows(
                 samples: window.samples.into(),
                 sample_rate: window.sample_rate,
             };
-            match runtime.block_on(pool.analyze(input, None, Priority::Interactive)) {
+            match runtime.block_on(pool.analyze(input, None, Priority::Interactive, None)) {
                 Ok(analysis) => {
                     let summary: Vec<String> = analysis
                         .predictions

@@ -19,11 +19,15 @@ pub enum ServeError {
     Engine(#[from] EngineError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Lock(#[from] crate::library::lock::LockError),
 }
 
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
     let mut signals = ShutdownSignals::install()?;
+    // Before binding: a second daemon on the same library is told so, not "address in use".
+    let _lock = crate::library::lock::DataDirLock::acquire(&settings.library.data_dir)?;
     let listener = crate::grpc::bind(settings.listen_addr()).await?;
     let local = listener.local_addr()?;
     let engine = Arc::new(tokio::task::block_in_place(|| Engine::start(settings))?);

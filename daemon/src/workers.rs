@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::models::ModelCatalog;
 use crate::pipeline::analysis::{Analysis, Analyzer};
-use crate::pipeline::{AudioInput, PipelineError};
+use crate::pipeline::{AudioInput, Budget, PipelineError};
 use crate::plugin_host::{PluginError, PluginRegistry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,7 @@ pub enum WorkError {
 struct Job {
     input: AudioInput,
     models: Option<Vec<String>>,
+    max_seconds: Option<f64>,
     reply: oneshot::Sender<Result<Analysis, WorkError>>,
     _permit: OwnedSemaphorePermit,
 }
@@ -107,12 +108,15 @@ impl WorkerPool {
         self.size
     }
 
-    /// Analyse `input` with `models` (all when `None`), waiting for room in the queue first.
+    /// Analyse `input` with `models` (all when `None`), refusing audio longer than
+    /// `max_seconds`, waiting for room in the queue first. Dropping the returned future
+    /// (the caller went away) cancels the analysis at its next segment.
     pub async fn analyze(
         &self,
         input: AudioInput,
         models: Option<Vec<String>>,
         priority: Priority,
+        max_seconds: Option<f64>,
     ) -> Result<Analysis, WorkError> {
         let (permits, queue) = match priority {
             Priority::Interactive => (&self.interactive_permits, &self.interactive),
@@ -121,7 +125,7 @@ impl WorkerPool {
         let permit = permits.clone().acquire_owned().await.map_err(|_| WorkError::ShuttingDown)?;
         let (reply, answer) = oneshot::channel();
         let queue = queue.as_ref().ok_or(WorkError::ShuttingDown)?;
-        queue.send(Job { input, models, reply, _permit: permit }).map_err(|_| WorkError::ShuttingDown)?;
+        queue.send(Job { input, models, max_seconds, reply, _permit: permit }).map_err(|_| WorkError::ShuttingDown)?;
         answer.await.map_err(|_| WorkError::ShuttingDown)?
     }
 
@@ -166,9 +170,17 @@ fn work(
             },
         };
         let name = job.input.name().display().to_string();
-        let result =
-            std::panic::catch_unwind(AssertUnwindSafe(|| analyzer.analyze_input(&job.input, job.models.as_deref())));
+        // Nobody waits for the answer once the caller's end of the reply is gone.
+        let cancelled = || job.reply.is_closed();
+        let budget = Budget { max_seconds: job.max_seconds, cancelled: &cancelled };
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            analyzer.analyze_input(&job.input, job.models.as_deref(), budget)
+        }));
         let reply = match result {
+            Ok(Err(cancelled @ PipelineError::Cancelled { .. })) => {
+                tracing::debug!("{cancelled}");
+                Err(cancelled.into())
+            }
             Ok(result) => result.map_err(WorkError::from),
             Err(_) => {
                 tracing::error!("analysing {name} panicked; the worker starts afresh");

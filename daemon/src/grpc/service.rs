@@ -10,10 +10,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
+use super::status::bounded;
 use crate::engine::{Engine, EngineError};
 use crate::index::Strategy;
 use crate::library::TrackFilter;
 use crate::pipeline::decode::downmix;
+use crate::pipeline::validate::{check_sample_rate, check_samples};
 use crate::pipeline::AudioInput;
 use crate::recommend::{Example, PlaylistRequest, RecommendRequest};
 use crate::sources::Windower;
@@ -38,7 +40,7 @@ type Stream<T> = ReceiverStream<Result<T, Status>>;
 fn example(reference: pb::TrackRef, field: &str, max_seconds: f64) -> Result<Example, Status> {
     use pb::track_ref::Track;
     match reference.track {
-        Some(Track::TrackId(id)) => Ok(Example::Track(id as i64)),
+        Some(Track::TrackId(id)) => Ok(Example::Track(track_id(id)?)),
         Some(Track::Path(path)) => Ok(Example::Path(PathBuf::from(path))),
         Some(Track::Audio(audio)) => {
             let input = match audio.source {
@@ -55,6 +57,11 @@ fn example(reference: pb::TrackRef, field: &str, max_seconds: f64) -> Result<Exa
     }
 }
 
+/// A proto track id (u64) as the library's (SQLite rowids are i64): larger ones name no track.
+fn track_id(id: u64) -> Result<i64, Status> {
+    i64::try_from(id).map_err(|_| Status::not_found(format!("no track with id {id}")))
+}
+
 /// Client PCM as mono samples, checked against the contract and the configured length limit.
 fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<AudioInput, Status> {
     let sample_rate = pcm.sample_rate;
@@ -63,9 +70,11 @@ fn pcm_input(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<AudioInput, 
 
 /// The samples of client PCM, checked and mixed down to mono.
 fn mono(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<Vec<f32>, Status> {
-    if pcm.sample_rate == 0 || pcm.channels == 0 {
-        return Err(Status::invalid_argument(format!("{field}: sample_rate and channels must be non-zero")));
+    check_sample_rate(pcm.sample_rate).map_err(|e| Status::invalid_argument(format!("{field}.sample_rate: {e}")))?;
+    if pcm.channels == 0 {
+        return Err(Status::invalid_argument(format!("{field}.channels: must be non-zero")));
     }
+    check_samples(&pcm.samples, 0).map_err(|e| Status::invalid_argument(format!("{field}.samples: {e}")))?;
     let channels = pcm.channels as usize;
     if pcm.samples.is_empty() || !pcm.samples.len().is_multiple_of(channels) {
         return Err(Status::invalid_argument(format!(
@@ -103,13 +112,6 @@ impl Timbre for TimbreService {
             Some(pb::classify_request::Source::Pcm(pcm)) => (pcm_input(pcm, "pcm", max_seconds)?, String::new()),
         };
         let analysis = self.engine.classify(input, &request.models).await?;
-        if analysis.duration_s > max_seconds {
-            return Err(EngineError::InvalidArgument(format!(
-                "{:.1} s of audio is more than the limit of {max_seconds} s (server.max_audio_seconds)",
-                analysis.duration_s
-            ))
-            .into());
-        }
         Ok(Response::new(convert::classify_response(
             &analysis,
             path,
@@ -229,7 +231,7 @@ impl Timbre for TimbreService {
 
     async fn get_track(&self, request: Request<pb::GetTrackRequest>) -> Result<Response<pb::Track>, Status> {
         let track = match request.into_inner().track {
-            Some(pb::get_track_request::Track::TrackId(id)) => self.engine.track(Some(id as i64), None).await?,
+            Some(pb::get_track_request::Track::TrackId(id)) => self.engine.track(Some(track_id(id)?), None).await?,
             Some(pb::get_track_request::Track::Path(path)) => {
                 self.engine.track(None, Some(&PathBuf::from(path))).await?
             }
@@ -243,14 +245,13 @@ impl Timbre for TimbreService {
         request: Request<pb::ListTracksRequest>,
     ) -> Result<Response<pb::ListTracksResponse>, Status> {
         let request = request.into_inner();
+        // Tokens are track ids this server issued: positive integers.
         let after: i64 = if request.page_token.is_empty() {
             0
         } else {
-            request.page_token.parse().map_err(|_| {
-                Status::invalid_argument(format!(
-                    "page_token: '{}' is not a token this server issued",
-                    request.page_token
-                ))
+            request.page_token.parse::<u64>().ok().and_then(|id| i64::try_from(id).ok()).ok_or_else(|| {
+                let token = bounded(format!("'{}'", request.page_token));
+                Status::invalid_argument(format!("page_token: {token} is not a token this server issued"))
             })?
         };
         let limit = match request.page_size as usize {
@@ -321,12 +322,7 @@ async fn classify_windows(
     let config = first.config.clone().unwrap_or_default();
     engine.check_models(&config.models)?;
     let window_s = if config.window_s == 0.0 { engine.default_window_s() } else { config.window_s };
-    if !(window_s > 0.0 && window_s <= crate::sources::MAX_WINDOW_S) {
-        return Err(Status::invalid_argument(format!(
-            "config.window_s: {window_s} is not in (0, {}]",
-            crate::sources::MAX_WINDOW_S
-        )));
-    }
+    crate::sources::check_window_s("config.window_s", window_s).map_err(Status::invalid_argument)?;
     let max_seconds = engine.settings().server.max_audio_seconds;
     let mut windower = Windower::new(window_s, window_s);
     let mut format: Option<(u32, u32)> = None;

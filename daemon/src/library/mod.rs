@@ -3,6 +3,7 @@
 //! follows changes as they happen.
 
 pub mod embeddings;
+pub mod lock;
 pub mod scan;
 mod schema;
 pub mod store;

@@ -279,7 +279,7 @@ impl Scanner {
             Plan::Failed => return (true, false),
             Plan::Analyse { id, models } => (id, models),
         };
-        let result = self.pool.analyze(AudioInput::File(file.to_path_buf()), models, Priority::Background).await;
+        let result = self.pool.analyze(AudioInput::File(file.to_path_buf()), models, Priority::Background, None).await;
         let store = self.store.clone();
         let versions = self.versions.clone();
         let failed = result.is_err();

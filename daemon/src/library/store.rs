@@ -15,6 +15,14 @@ pub enum StoreError {
     Open { path: PathBuf, reason: String },
     #[error("library database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "library database {p} is damaged ({detail}); timbred will not use it. Stop every timbred \
+         using it, then recover what SQLite can still read (`sqlite3 {p} .recover | sqlite3 \
+         {p}.recovered`, then move {p}.recovered over it), or move it aside and the next start \
+         re-analyses the library from the audio files",
+        p = path.display()
+    )]
+    Damaged { path: PathBuf, detail: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +164,12 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut connection = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        let damaged = |detail: String| StoreError::Damaged { path: path.to_path_buf(), detail };
+        let sqlite_fail = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => damaged(e.to_string()),
+            _ => fail(e.to_string()),
+        };
+        let mut connection = Connection::open(path).map_err(sqlite_fail)?;
         // WAL: readers never block the writer, and a killed process leaves a consistent file.
         // synchronous=NORMAL is durable against process crashes (not power loss) in WAL mode.
         connection
@@ -164,7 +177,12 @@ impl Store {
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                  PRAGMA busy_timeout = 5000;",
             )
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(sqlite_fail)?;
+        // A damaged file is found now, with advice, rather than as INTERNAL errors later.
+        let check: String = connection.query_row("PRAGMA quick_check(1)", [], |row| row.get(0)).map_err(sqlite_fail)?;
+        if check != "ok" {
+            return Err(damaged(format!("quick_check: {check}")));
+        }
         schema::migrate(&mut connection).map_err(fail)?;
         Ok(Store { path: path.to_path_buf(), connection: Mutex::new(connection) })
     }

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::{
-    decode_whole, DecodeError, DecodeErrorKind, FeatureExtractor, PipelineError, SegmentOptions, SegmentStream,
-};
+use crate::pipeline::{decode_whole, AudioInput, FeatureExtractor, PipelineError, SegmentOptions, SegmentStream};
 use crate::plugin_host::{PluginError, PluginRegistry};
 
 #[derive(Debug, Clone)]
@@ -86,14 +84,11 @@ pub fn segment_features(
     options: SegmentOptions,
     max_seconds: f64,
 ) -> Result<(Vec<f32>, [usize; 3]), PipelineError> {
-    let mut stream = SegmentStream::open(file, extractor.sample_rate(), options)?;
+    let input = AudioInput::File(file.to_path_buf());
+    let mut stream = SegmentStream::open(&input, extractor.sample_rate(), options, Some(max_seconds))?;
     let samples = stream.segment_len();
     let (mut data, mut shape) = (Vec::new(), [0, 0, 0]);
     while let Some(segment) = stream.next_segment()? {
-        if stream.decoded_seconds() > max_seconds {
-            let kind = DecodeErrorKind::TooLong { limit_s: max_seconds };
-            return Err(DecodeError { path: file.to_path_buf(), kind }.into());
-        }
         let batch = extractor
             .extract(&segment.samples, 1, samples)
             .map_err(|source| PipelineError::Plugin { path: file.to_path_buf(), source })?;

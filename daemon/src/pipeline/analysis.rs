@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::models::ModelCatalog;
 use crate::pipeline::{
-    AudioInput, BlockReader, Classifier, FeatureExtractor, PipelineError, SegmentOptions, SegmentStream,
+    AudioInput, BlockReader, Budget, Classifier, FeatureExtractor, PipelineError, SegmentOptions, SegmentStream,
     TrackPrediction,
 };
 use crate::plugin_host::{PluginError, PluginRegistry};
@@ -108,12 +108,17 @@ impl Analyzer {
     }
 
     pub fn analyze(&mut self, path: &Path) -> Result<Analysis, PipelineError> {
-        self.analyze_input(&AudioInput::File(path.to_path_buf()), None)
+        self.analyze_input(&AudioInput::File(path.to_path_buf()), None, Budget::UNLIMITED)
     }
 
-    /// Analyse `input` with the models named in `models` (all when `None`). Groups whose
-    /// models are all left out are not run at all: no decode, no features.
-    pub fn analyze_input(&mut self, input: &AudioInput, models: Option<&[String]>) -> Result<Analysis, PipelineError> {
+    /// Analyse `input` with the models named in `models` (all when `None`), within `budget`.
+    /// Groups whose models are all left out are not run at all: no decode, no features.
+    pub fn analyze_input(
+        &mut self,
+        input: &AudioInput,
+        models: Option<&[String]>,
+        budget: Budget,
+    ) -> Result<Analysis, PipelineError> {
         let wanted = |name: &str| models.is_none_or(|m| m.iter().any(|w| w == name));
         let mut predictions = Vec::new();
         let mut primary = None;
@@ -122,7 +127,7 @@ impl Analyzer {
             if !summarise && !group.classifiers.iter().any(|c| wanted(c.name())) {
                 continue;
             }
-            let result = group.run(input, summarise, &wanted)?;
+            let result = group.run(input, summarise, &wanted, budget)?;
             predictions.extend(result.predictions.iter().cloned());
             if primary.is_none() {
                 primary = Some(result);
@@ -130,7 +135,7 @@ impl Analyzer {
         }
         let primary = match primary {
             Some(primary) => primary.analysis,
-            None => probe(input)?, // no model asked for: still check the audio and measure it
+            None => probe(input, budget)?, // no model asked for: still check the audio and measure it
         };
         Ok(Analysis { predictions, ..primary })
     }
@@ -142,9 +147,13 @@ impl Analyzer {
 }
 
 /// Decode `input` without extracting features: its duration and format.
-fn probe(input: &AudioInput) -> Result<Analysis, PipelineError> {
-    let mut reader = BlockReader::open(input)?;
-    while reader.next_mono()?.is_some() {}
+fn probe(input: &AudioInput, budget: Budget) -> Result<Analysis, PipelineError> {
+    let mut reader = BlockReader::open(input, budget.max_seconds)?;
+    while reader.next_mono()?.is_some() {
+        if (budget.cancelled)() {
+            return Err(PipelineError::Cancelled { path: input.name().to_path_buf() });
+        }
+    }
     let info = reader.info().clone();
     Ok(Analysis {
         path: input.name().to_path_buf(),
@@ -178,10 +187,11 @@ impl FeatureGroup {
         input: &AudioInput,
         summarise: bool,
         wanted: &dyn Fn(&str) -> bool,
+        budget: Budget,
     ) -> Result<GroupResult, PipelineError> {
         let path = input.name();
         let plugin_error = |source| PipelineError::Plugin { path: path.to_path_buf(), source };
-        let mut stream = SegmentStream::open_input(input, self.extractor.sample_rate(), self.options)?;
+        let mut stream = SegmentStream::open(input, self.extractor.sample_rate(), self.options, budget.max_seconds)?;
         let samples = stream.segment_len();
         let mut classifiers: Vec<&mut Classifier> = self.classifiers.iter_mut().filter(|c| wanted(c.name())).collect();
         let mut tracks: Vec<_> = classifiers.iter().map(|c| c.track()).collect();
@@ -189,6 +199,9 @@ impl FeatureGroup {
         let (mut shape, mut segments) = ([0, 0], 0);
         let mut batch = Vec::with_capacity(BATCH_SEGMENTS * samples);
         loop {
+            if (budget.cancelled)() {
+                return Err(PipelineError::Cancelled { path: path.to_path_buf() });
+            }
             let segment = stream.next_segment()?;
             let end = segment.is_none();
             if let Some(segment) = segment {
@@ -211,6 +224,11 @@ impl FeatureGroup {
             if end {
                 break;
             }
+        }
+        if segments == 0 {
+            // Nothing reached the models: answering with all-zero labels would be a lie.
+            let kind = crate::pipeline::DecodeErrorKind::NoAudio;
+            return Err(crate::pipeline::DecodeError { path: path.to_path_buf(), kind }.into());
         }
         let source = stream.source().clone();
         let analysis = Analysis {

@@ -1,8 +1,12 @@
 //! Decoding any supported container and codec (symphonia) into mono f32 blocks at the
 //! source sample rate, one packet at a time, so memory does not grow with the file.
+//!
+//! Nothing symphonia hands back is trusted: the sample rate and every sample are checked
+//! against [`super::validate`], and a panic inside symphonia on a malformed file (a WAV at
+//! 0 Hz panics in its time-base arithmetic) is caught here and reported as corrupt data.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::SampleBuffer;
@@ -12,6 +16,8 @@ use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
+
+use super::validate::{check_sample_rate, check_samples, SampleRateError, SampleValueError};
 
 /// Corrupt packets are skipped, as players do, but a stream made mostly of them is an error.
 const MAX_DECODE_ERRORS: usize = 32;
@@ -41,6 +47,10 @@ pub enum DecodeErrorKind {
     Truncated { expected: u64, decoded: u64 },
     #[error("no audio could be decoded from it")]
     NoAudio,
+    #[error(transparent)]
+    SampleRate(#[from] SampleRateError),
+    #[error(transparent)]
+    SampleValue(#[from] SampleValueError),
     #[error("it is longer than the limit of {limit_s} s")]
     TooLong { limit_s: f64 },
 }
@@ -74,11 +84,15 @@ impl Decoder {
     /// Open a file; the extension is only a hint, the content decides.
     pub fn open(path: &Path) -> Result<Self, DecodeError> {
         let fail = |kind| DecodeError { path: path.to_path_buf(), kind };
-        let file = File::open(path).map_err(|e| fail(e.into()))?;
+        let mut file = File::open(path).map_err(|e| fail(e.into()))?;
         let len = file.metadata().map_err(|e| fail(e.into()))?.len();
         if len == 0 {
             return Err(fail(DecodeErrorKind::Empty));
         }
+        let mut prefix = Vec::with_capacity(WAV_HEADER_SCAN);
+        (&mut file).take(WAV_HEADER_SCAN as u64).read_to_end(&mut prefix).map_err(|e| fail(e.into()))?;
+        check_wav_header(&prefix).map_err(fail)?;
+        file.rewind().map_err(|e| fail(e.into()))?;
         let mut hint = Hint::new();
         if let Some(extension) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(extension);
@@ -91,6 +105,9 @@ impl Decoder {
         let path = PathBuf::from(name);
         if bytes.as_ref().is_empty() {
             return Err(DecodeError { path, kind: DecodeErrorKind::Empty });
+        }
+        if let Err(kind) = check_wav_header(bytes.as_ref()) {
+            return Err(DecodeError { path, kind });
         }
         let mut hint = Hint::new();
         if let Some(extension) = path.extension().and_then(|e| e.to_str()) {
@@ -111,14 +128,16 @@ impl Decoder {
         let fail = |kind| DecodeError { path: path.clone(), kind };
         let stream = MediaSourceStream::new(source, Default::default());
         let format_options = FormatOptions { enable_gapless: true, ..Default::default() };
-        let probed = symphonia::default::get_probe()
-            .format(&hint, stream, &format_options, &MetadataOptions::default())
-            .map_err(|e| {
-                fail(match e {
-                    SymphoniaError::IoError(e) if e.kind() != io::ErrorKind::UnexpectedEof => DecodeErrorKind::Io(e),
-                    _ => DecodeErrorKind::UnrecognisedFormat,
-                })
-            })?;
+        let probed = shielded(|| {
+            symphonia::default::get_probe().format(&hint, stream, &format_options, &MetadataOptions::default())
+        })
+        .map_err(|panic| fail(DecodeErrorKind::Corrupt(panic)))?
+        .map_err(|e| {
+            fail(match e {
+                SymphoniaError::IoError(e) if e.kind() != io::ErrorKind::UnexpectedEof => DecodeErrorKind::Io(e),
+                _ => DecodeErrorKind::UnrecognisedFormat,
+            })
+        })?;
         let format = probed.format;
         let track = format
             .tracks()
@@ -130,8 +149,11 @@ impl Decoder {
             .get_codec(params.codec)
             .map(|d| d.short_name.to_string())
             .unwrap_or_else(|| format!("{}", params.codec));
-        let codec = symphonia::default::get_codecs()
-            .make(params, &DecoderOptions::default())
+        if let Some(rate) = params.sample_rate {
+            check_sample_rate(rate).map_err(|e| fail(e.into()))?;
+        }
+        let codec = shielded(|| symphonia::default::get_codecs().make(params, &DecoderOptions::default()))
+            .map_err(|panic| fail(DecodeErrorKind::Corrupt(panic)))?
             .map_err(|_| fail(DecodeErrorKind::UnsupportedCodec(codec_name.clone())))?;
         let info = SourceInfo {
             sample_rate: params.sample_rate.unwrap_or(0),
@@ -171,7 +193,8 @@ impl Decoder {
     /// The next block of mono samples, or `None` at the end of the stream.
     pub fn next_mono(&mut self) -> Result<Option<Vec<f32>>, DecodeError> {
         while !self.finished {
-            let packet = match self.format.next_packet() {
+            let format = &mut self.format;
+            let packet = match shielded(|| format.next_packet()).map_err(|panic| self.corrupt(panic))? {
                 Ok(packet) => packet,
                 // symphonia reports the end of a stream as an unexpected EOF.
                 Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -188,7 +211,16 @@ impl Decoder {
             if packet.track_id() != self.track_id {
                 continue;
             }
-            let decoded = match self.codec.decode(&packet) {
+            let codec = &mut self.codec;
+            let decoded = match shielded(|| codec.decode(&packet)) {
+                Ok(result) => result,
+                // Fields, not `self.corrupt`: `decoded` borrows the codec.
+                Err(panic) => {
+                    self.finished = true;
+                    return Err(DecodeError { path: self.path.clone(), kind: DecodeErrorKind::Corrupt(panic) });
+                }
+            };
+            let decoded = match decoded {
                 Ok(decoded) => decoded,
                 Err(SymphoniaError::DecodeError(reason)) => {
                     self.decode_errors += 1;
@@ -212,6 +244,7 @@ impl Decoder {
                 continue;
             }
             let channels = spec.channels.count().max(1);
+            check_sample_rate(spec.rate).map_err(|e| DecodeError { path: self.path.clone(), kind: e.into() })?;
             self.info.sample_rate = spec.rate;
             self.info.channels = channels;
             let buffer = match &mut self.buffer {
@@ -220,8 +253,11 @@ impl Decoder {
             };
             buffer.copy_interleaved_ref(decoded);
             let interleaved = &buffer.samples()[..frames * channels];
+            let mono = downmix(interleaved, channels);
+            check_samples(&mono, self.frames_decoded)
+                .map_err(|e| DecodeError { path: self.path.clone(), kind: e.into() })?;
             self.frames_decoded += frames as u64;
-            return Ok(Some(downmix(interleaved, channels)));
+            return Ok(Some(mono));
         }
         self.check_complete()?;
         Ok(None)
@@ -247,6 +283,73 @@ impl Decoder {
     fn error(&self, kind: DecodeErrorKind) -> DecodeError {
         DecodeError { path: self.path.clone(), kind }
     }
+
+    /// symphonia panicked: its state is unknown, so the stream ends here.
+    fn corrupt(&mut self, panic: String) -> DecodeError {
+        self.finished = true;
+        self.error(DecodeErrorKind::Corrupt(panic))
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs symphonia under [`shielded`]; the panic hook stays quiet then.
+    static SHIELDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run a symphonia call, turning a panic into its message. The panic is expected (malformed
+/// input) and becomes an error naming the file, so the process-wide hook does not print it.
+fn shielded<T>(call: impl FnOnce() -> T) -> Result<T, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !SHIELDED.with(|s| s.get()) {
+                previous(info);
+            }
+        }));
+    });
+    SHIELDED.with(|s| s.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    SHIELDED.with(|s| s.set(false));
+    result.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        format!("the decoder failed on malformed data ({message})")
+    })
+}
+
+/// How far into a file the WAV header check looks for the `fmt ` chunk.
+const WAV_HEADER_SCAN: usize = 64 * 1024;
+
+/// A RIFF/WAVE file's sample rate is checked before symphonia parses it: symphonia panics
+/// on a rate of 0, and an absurd one would size everything after it. Other formats are
+/// checked once symphonia has read their header.
+fn check_wav_header(prefix: &[u8]) -> Result<(), DecodeErrorKind> {
+    match wav_sample_rate(prefix) {
+        Some(rate) => Ok(check_sample_rate(rate)?),
+        None => Ok(()),
+    }
+}
+
+/// The sample rate in the `fmt ` chunk of a RIFF/WAVE prefix, when the prefix holds one.
+fn wav_sample_rate(prefix: &[u8]) -> Option<u32> {
+    let u32_at = |at: usize| prefix.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if prefix.get(0..4)? != b"RIFF" || prefix.get(8..12)? != b"WAVE" {
+        return None;
+    }
+    let mut at = 12usize;
+    while let (Some(id), Some(size)) = (prefix.get(at..at + 4), u32_at(at + 4)) {
+        if id == b"fmt " {
+            // format tag (2), channels (2), then the rate.
+            return u32_at(at + 12);
+        }
+        // Chunks are padded to an even length.
+        at = at.checked_add(8)?.checked_add(size as usize + (size as usize & 1))?;
+    }
+    None
 }
 
 /// Average the channels of interleaved frames.
@@ -274,6 +377,29 @@ mod tests {
         let error = Decoder::from_bytes("noise.flac", bytes).err().expect("random bytes must not decode");
         assert!(matches!(error.kind, DecodeErrorKind::UnrecognisedFormat), "{error}");
         assert!(error.to_string().contains("noise.flac"));
+    }
+
+    fn wav_header(rate: u32) -> Vec<u8> {
+        let mut bytes = b"RIFF\0\0\0\0WAVEJUNK\x03\0\0\0abc\0fmt \x10\0\0\0\x01\0\x01\0".to_vec();
+        bytes.extend_from_slice(&rate.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        bytes
+    }
+
+    #[test]
+    fn the_wav_rate_is_found_past_other_chunks() {
+        assert_eq!(wav_sample_rate(&wav_header(44100)), Some(44100));
+        assert_eq!(wav_sample_rate(b"fLaC\0\0\0\0"), None);
+        assert_eq!(wav_sample_rate(&wav_header(44100)[..20]), None);
+    }
+
+    #[test]
+    fn a_wav_at_a_hostile_rate_is_refused_before_symphonia_sees_it() {
+        for rate in [0, 1, 100_000_007, u32::MAX] {
+            let error = Decoder::from_bytes("hostile.wav", wav_header(rate)).err().expect("refused");
+            assert!(matches!(error.kind, DecodeErrorKind::SampleRate(_)), "{rate} Hz: {error}");
+            assert!(error.to_string().starts_with("hostile.wav: sample rate"), "{error}");
+        }
     }
 
     #[test]

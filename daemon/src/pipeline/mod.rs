@@ -11,6 +11,7 @@ pub mod features;
 pub mod input;
 pub mod resample;
 pub mod segment;
+pub mod validate;
 
 use std::path::Path;
 
@@ -31,6 +32,22 @@ pub enum PipelineError {
     Plugin { path: std::path::PathBuf, source: crate::plugin_host::PluginError },
     #[error("{}: {reason}", path.display())]
     Features { path: std::path::PathBuf, reason: String },
+    #[error("{}: the analysis was cancelled (its caller went away)", path.display())]
+    Cancelled { path: std::path::PathBuf },
+}
+
+/// What one analysis may spend: how much audio, and for how long its caller still waits.
+#[derive(Clone, Copy)]
+pub struct Budget<'a> {
+    /// Audio longer than this is refused before or while decoding; `None` for no limit.
+    pub max_seconds: Option<f64>,
+    /// Asked between segments; `true` stops the analysis (the caller has gone away).
+    pub cancelled: &'a dyn Fn() -> bool,
+}
+
+impl Budget<'_> {
+    /// No limit, never cancelled: offline commands.
+    pub const UNLIMITED: Budget<'static> = Budget { max_seconds: None, cancelled: &|| false };
 }
 
 /// How a track is cut before feature extraction.
@@ -60,12 +77,15 @@ pub struct SegmentStream {
 }
 
 impl SegmentStream {
-    pub fn open(path: &Path, target_rate: u32, options: SegmentOptions) -> Result<Self, PipelineError> {
-        Ok(Self::new(BlockReader::Decoder(Decoder::open(path)?), target_rate, options))
-    }
-
-    pub fn open_input(input: &AudioInput, target_rate: u32, options: SegmentOptions) -> Result<Self, PipelineError> {
-        Ok(Self::new(BlockReader::open(input)?, target_rate, options))
+    /// `max_seconds`: audio longer than this is refused (from the header when it says, else
+    /// as soon as decoding passes it); `None` for no limit.
+    pub fn open(
+        input: &AudioInput,
+        target_rate: u32,
+        options: SegmentOptions,
+        max_seconds: Option<f64>,
+    ) -> Result<Self, PipelineError> {
+        Ok(Self::new(BlockReader::open(input, max_seconds)?, target_rate, options))
     }
 
     pub fn new(decoder: BlockReader, target_rate: u32, options: SegmentOptions) -> Self {
@@ -138,19 +158,12 @@ impl SegmentStream {
 /// Decode a whole file to mono at `target_rate`, refusing files longer than `max_seconds`.
 /// For commands that need the whole signal at once (whole-file features); analysis streams.
 pub fn decode_whole(path: &Path, target_rate: u32, max_seconds: f64) -> Result<(Vec<f32>, SourceInfo), PipelineError> {
-    let mut decoder = Decoder::open(path)?;
+    let mut reader = BlockReader::open(&AudioInput::File(path.to_path_buf()), Some(max_seconds))?;
     let mut resampler: Option<Resampler> = None;
     let mut out = Vec::new();
     let resample_error = |source| PipelineError::Resample { path: path.to_path_buf(), source };
-    while let Some(block) = decoder.next_mono()? {
-        let rate = decoder.info().sample_rate;
-        if decoder.frames_decoded() as f64 > max_seconds * rate as f64 {
-            return Err(DecodeError {
-                path: path.to_path_buf(),
-                kind: DecodeErrorKind::TooLong { limit_s: max_seconds },
-            }
-            .into());
-        }
+    while let Some(block) = reader.next_mono()? {
+        let rate = reader.info().sample_rate;
         let resampler = match &mut resampler {
             Some(r) => r,
             slot => slot.insert(Resampler::new(rate, target_rate).map_err(resample_error)?),
@@ -160,5 +173,5 @@ pub fn decode_whole(path: &Path, target_rate: u32, max_seconds: f64) -> Result<(
     if let Some(resampler) = &mut resampler {
         resampler.finish(&mut out).map_err(resample_error)?;
     }
-    Ok((out, decoder.info().clone()))
+    Ok((out, reader.info().clone()))
 }

@@ -64,6 +64,18 @@ pub enum LiveSourceKind {
 pub const DEFAULT_WINDOW_S: f64 = 3.0;
 /// Longer windows are a config mistake, and each one is held in memory.
 pub const MAX_WINDOW_S: f64 = 600.0;
+/// Shorter windows (or hops) hold too little music to classify, and a tiny one turns each
+/// block into thousands of windows: 1e-9 s asked for gigabytes.
+pub const MIN_WINDOW_S: f64 = 0.5;
+
+/// Check a window length or hop (`what` names it in the message).
+pub fn check_window_s(what: &str, value: f64) -> Result<(), String> {
+    if (MIN_WINDOW_S..=MAX_WINDOW_S).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{what} must be between {MIN_WINDOW_S} and {MAX_WINDOW_S} s, not {value}"))
+    }
+}
 
 impl LiveSourceConfig {
     /// A capture source with the default window; `device` `None` is the default input.
@@ -143,11 +155,9 @@ impl TryFrom<RawLiveSourceConfig> for LiveSourceConfig {
             }
         };
         let window_s = raw.window_s.unwrap_or(DEFAULT_WINDOW_S);
-        for (key, value) in [("window_s", Some(window_s)), ("hop_s", raw.hop_s)] {
+        for (key, value) in [("`window_s`", Some(window_s)), ("`hop_s`", raw.hop_s)] {
             if let Some(value) = value {
-                if !(value > 0.0 && value <= MAX_WINDOW_S) {
-                    return Err(fail(format!("`{key}` must be more than 0 and at most {MAX_WINDOW_S} s, not {value}")));
-                }
+                check_window_s(key, value).map_err(fail)?;
             }
         }
         Ok(LiveSourceConfig { name: raw.name, kind, window_s, hop_s: raw.hop_s })

@@ -223,3 +223,40 @@ fn a_normal_classify_is_answered_while_abandoned_long_uploads_are_cancelled() {
         .await;
     });
 }
+
+#[test]
+fn a_fifo_a_non_utf8_name_and_a_path_beyond_path_max_are_listed_as_failures() {
+    use std::os::unix::ffi::OsStrExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    write_tone_wav(&root.path().join("good.wav"), 440.0, 4.0);
+    write_tone_wav(&root.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.wav")), 440.0, 4.0);
+    let made = std::process::Command::new("mkfifo").arg(root.path().join("song.mp3")).status().expect("mkfifo runs");
+    assert!(made.success());
+    // Folders of 250 characters until the folder's path is just under PATH_MAX (4096), then a
+    // file whose whole path is over it. Made with relative `cd`s: no absolute path that long works.
+    let segment = "d".repeat(250);
+    let depth = (4_000 - root.path().as_os_str().len()) / 251;
+    let script = format!(
+        "cd '{}' && for i in $(seq {depth}); do mkdir {segment} && cd {segment}; done && cp ../{up}good.wav \
+         deep-{pad}.wav",
+        root.path().display(),
+        up = "../".repeat(depth - 1),
+        pad = "p".repeat(120),
+    );
+    let made = std::process::Command::new("sh").args(["-c", &script]).status().expect("sh runs");
+    assert!(made.success(), "made the deep file");
+    let daemon = Daemon::start_with(&["--root", path_str(root.path())], FAST_WATCH);
+    runtime().block_on(async {
+        let mut client = daemon.client().await;
+        let tracks = wait_for_tracks(&mut client, 4).await;
+        let failed = |part: &str, reason: &str| {
+            let track = tracks.iter().find(|t| t.path.contains(part)).unwrap_or_else(|| panic!("{part} listed"));
+            assert_eq!(track.state, pb::AnalysisState::Failed as i32, "{track:?}");
+            assert!(track.error.contains(reason), "{part}: {}", track.error);
+        };
+        failed("song.mp3", "not a regular file");
+        failed("caf\u{FFFD}.wav", "not valid UTF-8");
+        failed("deep-ppp", "cannot read it");
+        assert!(tracks.iter().any(|t| t.path.ends_with("good.wav") && t.state == pb::AnalysisState::Analysed as i32));
+    });
+}

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod index;
 pub mod library;
 pub mod live;
+pub mod logging;
 pub mod models;
 pub mod npy;
 pub mod offline;

@@ -76,11 +76,15 @@ impl Error {
         matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
-    /// Names the daemon's address when the daemon went away mid-call (UNAVAILABLE), so that
-    /// case reads like a refused connection.
+    /// Names the daemon's address when the daemon went away mid-call (UNAVAILABLE made by
+    /// the client's transport, which keeps the cause as the status's source), so that case
+    /// reads like a refused connection. An UNAVAILABLE the daemon sent itself (its vector
+    /// index is down, it is shutting down) says what the daemon said.
     pub fn with_addr(self, addr: &str) -> Error {
         match self {
-            Error::Status(status) if status.code() == Code::Unavailable => {
+            Error::Status(status)
+                if status.code() == Code::Unavailable && std::error::Error::source(&*status).is_some() =>
+            {
                 Error::Unreachable { addr: addr.to_string(), reason: status_line(&status) }
             }
             other => other,
@@ -161,11 +165,28 @@ mod tests {
         assert!(text.contains("timbred serve"), "{text}");
         assert_eq!(error.exit_status(), 2);
 
-        // A daemon that goes away mid-call reads the same.
-        let gone = Error::from(tonic::Status::unavailable("transport error")).with_addr("http://h:1");
+        // A daemon that goes away mid-call (the client's transport makes the status) reads the same.
+        #[derive(Debug)]
+        struct Transport(tonic::Status);
+        impl std::fmt::Display for Transport {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("transport")
+            }
+        }
+        impl std::error::Error for Transport {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let transport = tonic::Status::from_error(Box::new(Transport(tonic::Status::unavailable("transport error"))));
+        let gone = Error::from(transport).with_addr("http://h:1");
         assert!(matches!(gone, Error::Unreachable { .. }), "{gone:?}");
         assert!(gone.to_string().starts_with("cannot reach timbred at http://h:1: UNAVAILABLE: transport error"));
         assert_eq!(gone.exit_status(), 2);
+        // An UNAVAILABLE the daemon sent says what the daemon said.
+        let said = Error::from(tonic::Status::unavailable("the vector index is unavailable")).with_addr("a");
+        assert!(matches!(said, Error::Status(_)), "{said:?}");
+        assert_eq!(said.to_string(), "UNAVAILABLE: the vector index is unavailable");
         // Other statuses are left alone.
         assert!(matches!(Error::from(tonic::Status::internal("x")).with_addr("a"), Error::Status(_)));
     }

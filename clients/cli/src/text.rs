@@ -9,22 +9,32 @@ use timbre_proto::v1 as pb;
 /// Labels shown per model where the daemon sends them all (tracks, live windows).
 pub const SHOWN_LABELS: usize = 3;
 
+/// `text` with its control characters written as escapes (`\n`, `\u{1b}`): file names and
+/// tags come from anywhere, and a name holding `ESC [2J` must not clear the terminal, nor a
+/// newline break a table. Applied to every string from the daemon that text output shows.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// `rock 0.81  metal 0.10  blues 0.03`
 pub fn labels(labels: &[pb::Label]) -> String {
-    labels.iter().map(|l| format!("{} {:.2}", l.name, l.probability)).collect::<Vec<_>>().join("  ")
+    labels.iter().map(|l| format!("{} {:.2}", clean(&l.name), l.probability)).collect::<Vec<_>>().join("  ")
 }
 
 /// `  cnn        rock 0.81  metal 0.10  blues 0.03`
 pub fn model_line(prediction: &pb::ModelPrediction, max_labels: usize) -> String {
     let shown = &prediction.labels[..prediction.labels.len().min(max_labels)];
-    let line = format!("  {:<10} {}", prediction.model, labels(shown));
+    let line = format!("  {:<10} {}", clean(&prediction.model), labels(shown));
     line.trim_end().to_string()
 }
 
 /// One classified file: its path, its duration, one line per model, and with `segments` one
 /// line per segment under its model.
 pub fn classify(path: &str, response: &pb::ClassifyResponse, segments: bool) -> String {
-    let mut text = format!("{path}\n  {:<10} {}\n", "duration", seconds(response.duration_s));
+    let mut text = format!("{}\n  {:<10} {}\n", clean(path), "duration", seconds(response.duration_s));
     if response.predictions.is_empty() {
         text.push_str("  (no model ran)\n");
     }
@@ -130,11 +140,12 @@ pub fn truncate(text: &str, max: usize) -> String {
 /// Rows of cells in aligned columns, two spaces apart; the last column is not padded.
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut text = String::new();
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.iter().map(|cell| clean(cell)).collect()).collect();
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().filter_map(|row| row.get(c)).map(|cell| cell.chars().count()).max().unwrap_or(0))
         .collect();
-    let mut text = String::new();
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 < row.len() {
@@ -259,7 +270,7 @@ pub fn track(track: &pb::Track) -> String {
     ]);
     let mut text = String::new();
     for (name, value) in rows {
-        let _ = writeln!(text, "{name:<10} {value}");
+        let _ = writeln!(text, "{name:<10} {}", clean(&value));
     }
     if track.predictions.is_empty() {
         text.push_str("predictions -\n");
@@ -275,11 +286,11 @@ pub fn track(track: &pb::Track) -> String {
 
 /// `[radio] 12.0–15.0 s  cnn rock 0.70 metal 0.10 blues 0.05  lstm rock 0.60 ...`
 pub fn live(live: &pb::LivePrediction) -> String {
-    let mut line = format!("[{}] {:.1}–{:.1} s", live.source, live.window_start_s, live.window_end_s);
+    let mut line = format!("[{}] {:.1}–{:.1} s", clean(&live.source), live.window_start_s, live.window_end_s);
     for prediction in &live.predictions {
-        let _ = write!(line, "  {}", prediction.model);
+        let _ = write!(line, "  {}", clean(&prediction.model));
         for label in prediction.labels.iter().take(SHOWN_LABELS) {
-            let _ = write!(line, " {} {:.2}", label.name, label.probability);
+            let _ = write!(line, " {} {:.2}", clean(&label.name), label.probability);
         }
     }
     line
@@ -296,7 +307,7 @@ pub fn scan_line(progress: &pb::ScanProgress) -> String {
         wait(progress.eta_s)
     );
     if !progress.current_path.is_empty() {
-        let _ = write!(line, ", now {}", progress.current_path);
+        let _ = write!(line, ", now {}", clean(&progress.current_path));
     }
     line
 }
@@ -324,16 +335,17 @@ pub fn plugins(response: &pb::ListPluginsResponse) -> String {
         let file = if p.file.is_empty() { "(built in)" } else { &p.file };
         let _ = writeln!(
             text,
-            "{:<12} {:<10} {:<8} abi {}.{}  {file}",
-            p.name,
+            "{:<12} {:<10} {:<8} abi {}.{}  {}",
+            clean(&p.name),
             plugin_kind(p.kind),
-            p.version,
+            clean(&p.version),
             p.abi_major,
-            p.abi_minor
+            p.abi_minor,
+            clean(file)
         );
     }
     for r in &response.refused {
-        let _ = writeln!(text, "refused      {}: {}", r.file, r.reason);
+        let _ = writeln!(text, "refused      {}: {}", clean(&r.file), clean(&r.reason));
     }
     text
 }
@@ -410,6 +422,19 @@ mod tests {
         assert_eq!(state(pb::AnalysisState::Analysed as i32), "analysed");
         assert_eq!(state(pb::AnalysisState::Failed as i32), "failed");
         assert_eq!(state(42), "state 42");
+    }
+
+    #[test]
+    fn control_characters_in_names_are_escaped_not_sent_to_the_terminal() {
+        assert_eq!(clean("plain – ünïcode"), "plain – ünïcode");
+        assert_eq!(clean("a\u{1b}[2Jb\nc\td\u{9b}"), "a\\u{1b}[2Jb\\nc\\td\\u{9b}");
+        let mut nasty = library_track();
+        nasty.path = "/m/\u{1b}[2Jclear\nme.flac".into();
+        let table = tracks_table(&[nasty.clone()], None);
+        assert_eq!(table.lines().count(), 2, "a header and one row: {table}");
+        assert!(!table.contains('\u{1b}') && table.contains("\\u{1b}[2Jclear\\nme.flac"), "{table}");
+        let shown = track(&nasty);
+        assert!(!shown.contains('\u{1b}') && shown.contains("path       /m/\\u{1b}[2Jclear\\nme.flac\n"), "{shown}");
     }
 
     #[test]

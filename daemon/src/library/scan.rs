@@ -48,6 +48,9 @@ pub enum ScanError {
     Store(#[from] StoreError),
 }
 
+/// Pause before a file whose result could not be stored is scanned again.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(30);
+
 /// What a file needs.
 enum Plan {
     /// Nothing: stored and current, or failed before and unchanged.
@@ -178,12 +181,28 @@ impl Scanner {
 
         let scanner = self.clone();
         let walk_paths = paths.clone();
-        let files = tokio::task::spawn_blocking(move || scanner.discover(&walk_paths)).await.unwrap_or_default();
-        state.total = files.len() as u64;
+        let Discovered { files, unreadable } =
+            tokio::task::spawn_blocking(move || scanner.discover(&walk_paths)).await.unwrap_or_default();
+        state.total = (files.len() + unreadable.len()) as u64;
         progress.send_replace(state.clone());
-        tracing::info!(files = files.len(), paths = ?paths, full, "scan started");
+        tracing::info!(files = files.len(), unreadable = unreadable.len(), paths = ?paths, full, "scan started");
 
-        let seen: HashSet<String> = files.iter().map(|f| f.display().to_string()).collect();
+        let mut seen: HashSet<String> = files.iter().map(|f| f.display().to_string()).collect();
+        seen.extend(unreadable.iter().map(|(path, _)| path.clone()));
+        // Audio files that cannot be analysed at all are stored as failures, so they are
+        // listed with their reason instead of vanishing.
+        let scanner = self.clone();
+        let recorded = tokio::task::spawn_blocking(move || scanner.record_unreadable(&unreadable)).await;
+        let failed_here = match recorded {
+            Ok(Ok(count)) => count,
+            Ok(Err(error)) => {
+                tracing::error!("storing unreadable files: {error}");
+                0
+            }
+            Err(_) => 0,
+        };
+        state.done += failed_here;
+        state.failed += failed_here;
         let mut in_flight: JoinSet<(PathBuf, bool, bool)> = JoinSet::new();
         let max_in_flight = self.pool.size() * 2;
         let mut pending = files.into_iter();
@@ -237,28 +256,61 @@ impl Scanner {
     }
 
     /// Audio files at or below `paths`, sorted; symlinks are not followed (they could lead
-    /// outside the library roots).
-    fn discover(&self, paths: &[PathBuf]) -> Vec<PathBuf> {
-        let mut files = Vec::new();
+    /// outside the library roots). Entries named like audio that cannot be analysed (a name
+    /// that is not UTF-8, a FIFO or device, a path the OS cannot stat) come back with why.
+    fn discover(&self, paths: &[PathBuf]) -> Discovered {
+        let mut found = Discovered::default();
         let mut stack: Vec<PathBuf> = paths.to_vec();
         while let Some(path) = stack.pop() {
-            let Ok(metadata) = std::fs::symlink_metadata(&path) else { continue };
+            let metadata = match std::fs::symlink_metadata(&path) {
+                Ok(metadata) => metadata,
+                Err(error) => {
+                    if self.is_audio(&path) {
+                        found.unreadable.push((lossy(&path), format!("cannot read it: {error}")));
+                    } else {
+                        tracing::warn!("cannot read {}: {error}", path.display());
+                    }
+                    continue;
+                }
+            };
             if metadata.is_dir() {
                 match std::fs::read_dir(&path) {
                     Ok(entries) => stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path()))),
                     Err(error) => tracing::warn!("cannot read folder {}: {error}", path.display()),
                 }
-            } else if metadata.is_file() && self.is_audio(&path) {
-                if path.to_str().is_some() {
-                    files.push(path);
+            } else if self.is_audio(&path) {
+                if metadata.file_type().is_symlink() {
+                    continue; // a link may lead outside the roots: never followed, by design
+                }
+                if path.to_str().is_none() {
+                    found.unreadable.push((lossy(&path), "its name is not valid UTF-8; rename it".into()));
+                } else if !metadata.is_file() {
+                    found.unreadable.push((lossy(&path), "not a regular file (a FIFO, socket or device)".into()));
                 } else {
-                    tracing::warn!("skipping {}: its name is not valid UTF-8", path.display());
+                    found.files.push(path);
                 }
             }
         }
-        files.sort();
-        files.dedup();
-        files
+        found.files.sort();
+        found.files.dedup();
+        found
+    }
+
+    /// Store each unreadable file as a failed track (once: unchanged failures are not
+    /// rewritten); returns how many there were.
+    fn record_unreadable(&self, unreadable: &[(String, String)]) -> Result<u64, StoreError> {
+        for (path, reason) in unreadable {
+            let error = format!("{path}: {reason}");
+            tracing::warn!("{error}");
+            let id = match self.store.track_by_path(path)? {
+                Some(track) if track.state == TrackState::Failed && track.error == error => continue,
+                Some(track) => track.id,
+                None => self.store.insert(path, FileStat { size: 0, mtime_ns: 0 }, "", &Default::default())?,
+            };
+            self.store.save_failure(id, &error)?;
+            self.announce(LibraryChange::Changed(id));
+        }
+        Ok(unreadable.len() as u64)
     }
 
     /// Handle one file; returns (failed, analysed).
@@ -270,6 +322,7 @@ impl Scanner {
             Ok(Ok(plan)) => plan,
             Ok(Err(error)) => {
                 tracing::error!("{}: {error}", file.display());
+                self.retry_later(file);
                 return (true, false);
             }
             Err(_) => return (true, false),
@@ -293,10 +346,29 @@ impl Scanner {
         .await;
         match saved {
             Ok(Ok(())) => self.announce(LibraryChange::Changed(id)),
-            Ok(Err(error)) => tracing::error!("{}: {error}", file.display()),
+            Ok(Err(error)) => {
+                tracing::error!("{}: {error}", file.display());
+                self.retry_later(file);
+            }
             Err(_) => {}
         }
         (failed, !failed)
+    }
+
+    /// The library could not store what it learnt about `file` (a full disk, say): the row
+    /// would stay PENDING until the next start, so the file is scanned again after a pause,
+    /// and again after each failure, until its result is stored or the daemon stops.
+    fn retry_later(self: &Arc<Self>, file: &Path) {
+        let (scanner, file) = (self.clone(), file.to_path_buf());
+        tokio::spawn(async move {
+            tokio::time::sleep(STORE_RETRY_AFTER).await;
+            if scanner.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            tracing::info!(path = %file.display(), "retrying a file whose result could not be stored");
+            let (progress, _keep_open) = watch::channel(ScanProgress::default());
+            let _ = scanner.scan_resolved(vec![file], false, progress).await;
+        });
     }
 
     fn plan(&self, file: &Path, full: bool) -> Result<Plan, StoreError> {
@@ -399,6 +471,20 @@ impl Scanner {
         }
         Ok(removed)
     }
+}
+
+/// What a walk of the library found.
+#[derive(Debug, Default)]
+struct Discovered {
+    /// Audio files to plan and analyse.
+    files: Vec<PathBuf>,
+    /// Audio files that cannot be analysed, as (path, lossily if need be; why).
+    unreadable: Vec<(String, String)>,
+}
+
+/// A path as stored: exact when it is UTF-8, with replacement characters otherwise.
+fn lossy(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// An analysis as stored: each model's predictions with the versions that produced them.

@@ -75,6 +75,8 @@ pub struct Decoder {
     buffer: Option<SampleBuffer<f32>>,
     frames_decoded: u64,
     decode_errors: usize,
+    /// The first corrupt packet's reason, for the one summary line per file.
+    first_decode_error: Option<String>,
     finished: bool,
     /// A live stream has no end to check against: ending early is not truncation.
     live: bool,
@@ -171,6 +173,7 @@ impl Decoder {
             buffer: None,
             frames_decoded: 0,
             decode_errors: 0,
+            first_decode_error: None,
             finished: false,
             live: false,
         })
@@ -224,6 +227,7 @@ impl Decoder {
                 Ok(decoded) => decoded,
                 Err(SymphoniaError::DecodeError(reason)) => {
                     self.decode_errors += 1;
+                    self.first_decode_error.get_or_insert_with(|| reason.to_string());
                     tracing::debug!(path = %self.path.display(), "skipping corrupt packet: {reason}");
                     if self.decode_errors > MAX_DECODE_ERRORS {
                         return Err(self.error(DecodeErrorKind::Corrupt(format!(
@@ -264,6 +268,11 @@ impl Decoder {
     }
 
     fn check_complete(&self) -> Result<(), DecodeError> {
+        if self.decode_errors > 0 && self.frames_decoded > 0 {
+            // One line per file, however many packets were bad.
+            let first = self.first_decode_error.as_deref().unwrap_or_default();
+            tracing::info!(path = %self.path.display(), "skipped {} corrupt packets (first: {first})", self.decode_errors);
+        }
         if self.frames_decoded == 0 {
             return Err(self.error(if self.decode_errors > 0 {
                 DecodeErrorKind::Corrupt(format!("all {} packets were corrupt", self.decode_errors))

@@ -362,9 +362,10 @@ mod tests {
             ),
             ("name = \"r\"\nkind = \"stream\"\nurl = \"ftp://x/a.mp3\"", "live source \"r\": ftp://x/a.mp3"),
             ("name = \"r\"\nkind = \"stream\"\nurl = \"https://x/a.mp3\"", "no TLS"),
-            ("name = \"m\"\nkind = \"capture\"\nwindow_s = 0.0", "`window_s` must be more than 0"),
-            ("name = \"m\"\nkind = \"capture\"\nhop_s = -1.0", "`hop_s` must be more than 0"),
-            ("name = \"m\"\nkind = \"capture\"\nwindow_s = nan", "`window_s` must be more than 0"),
+            ("name = \"m\"\nkind = \"capture\"\nwindow_s = 0.0", "`window_s` must be between 0.5 and 600 s"),
+            ("name = \"m\"\nkind = \"capture\"\nhop_s = -1.0", "`hop_s` must be between 0.5 and 600 s"),
+            ("name = \"m\"\nkind = \"capture\"\nhop_s = 1e-9", "`hop_s` must be between 0.5 and 600 s"),
+            ("name = \"m\"\nkind = \"capture\"\nwindow_s = nan", "`window_s` must be between 0.5 and 600 s"),
             ("name = \" \"\nkind = \"capture\"", "the name must not be empty"),
         ];
         for (body, expected) in cases {

@@ -52,7 +52,7 @@ fn init_logging(verbose: u8) {
     };
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("TIMBRE_LOG").unwrap_or_else(|_| format!("{level}{quiet}").into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    timbre_daemon::logging::init(filter);
 }
 
 /// Returns whether every input succeeded.

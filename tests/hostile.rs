@@ -233,15 +233,15 @@ fn a_fifo_a_non_utf8_name_and_a_path_beyond_path_max_are_listed_as_failures() {
     let made = std::process::Command::new("mkfifo").arg(root.path().join("song.mp3")).status().expect("mkfifo runs");
     assert!(made.success());
     // Folders of 250 characters until the folder's path is just under PATH_MAX (4096), then a
-    // file whose whole path is over it. Made with relative `cd`s: no absolute path that long works.
+    // file whose whole path is over it (about 4240 bytes). Made with relative `cd`s: no absolute path that long works.
     let segment = "d".repeat(250);
-    let depth = (4_000 - root.path().as_os_str().len()) / 251;
+    let depth = (4_090 - root.path().as_os_str().len()) / 251;
     let script = format!(
         "cd '{}' && for i in $(seq {depth}); do mkdir {segment} && cd {segment}; done && cp ../{up}good.wav \
          deep-{pad}.wav",
         root.path().display(),
         up = "../".repeat(depth - 1),
-        pad = "p".repeat(120),
+        pad = "p".repeat(200),
     );
     let made = std::process::Command::new("sh").args(["-c", &script]).status().expect("sh runs");
     assert!(made.success(), "made the deep file");
@@ -258,5 +258,42 @@ fn a_fifo_a_non_utf8_name_and_a_path_beyond_path_max_are_listed_as_failures() {
         failed("caf\u{FFFD}.wav", "not valid UTF-8");
         failed("deep-ppp", "cannot read it");
         assert!(tracks.iter().any(|t| t.path.ends_with("good.wav") && t.state == pb::AnalysisState::Analysed as i32));
+    });
+}
+
+#[test]
+fn echoed_input_is_bounded_and_ids_and_page_tokens_out_of_range_are_named() {
+    let daemon = Daemon::start();
+    runtime().block_on(async {
+        let mut client = daemon.client().await;
+        // A 1 MB model name used to come back whole, over the client's header limit, which
+        // then reported RESOURCE_EXHAUSTED instead of the real error.
+        let huge = "m".repeat(1 << 20);
+        let request = pb::ClassifyRequest { models: vec![huge.clone()], ..pcm(tone(22_050), 22_050) };
+        let status = client.classify(request).await.expect_err("unknown model");
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+        assert!(status.message().len() <= 1024 && status.message().contains("bytes elided"), "{}", status.message());
+        let by_path = pb::GetTrackRequest { track: Some(pb::get_track_request::Track::Path(format!("/{huge}"))) };
+        let status = client.get_track(by_path).await.expect_err("no such track");
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+        assert!(status.message().len() <= 1024, "{} bytes", status.message().len());
+        let token = pb::ListTracksRequest { page_token: huge, ..Default::default() };
+        let status = client.list_tracks(token).await.expect_err("not a token");
+        assert_refused(&status, &["page_token", "bytes elided"], "a 1 MB page token");
+
+        let max = pb::GetTrackRequest { track: Some(pb::get_track_request::Track::TrackId(u64::MAX)) };
+        let status = client.get_track(max).await.expect_err("no such track");
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+        assert_eq!(status.message(), "no track with id 18446744073709551615");
+        let seed = pb::TrackRef { track: Some(pb::track_ref::Track::TrackId(u64::MAX)) };
+        let request = pb::RecommendRequest { positive: vec![seed], limit: 3, ..Default::default() };
+        let status = client.recommend(request).await.expect_err("no such track");
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+        assert!(status.message().contains("18446744073709551615"), "{status:?}");
+        for token in ["-1", "abc", "9223372036854775808"] {
+            let request = pb::ListTracksRequest { page_token: token.into(), ..Default::default() };
+            let status = client.list_tracks(request).await.expect_err("not a token");
+            assert_refused(&status, &["page_token", token], "page token");
+        }
     });
 }

@@ -16,7 +16,6 @@ mod knn;
 mod linalg;
 mod model;
 mod pca;
-mod rng;
 mod split;
 mod train;
 

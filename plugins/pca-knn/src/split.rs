@@ -1,6 +1,6 @@
 //! The validation split: by track, stratified by label, seeded.
 
-use crate::rng::SplitMix64;
+use timbre_rng::SplitMix64;
 
 /// Which tracks go where, as indices into the caller's track list.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use timbre_plugin_sdk::{Plugin, TensorView};
+use timbre_rng::SplitMix64;
 
 use super::*;
-use crate::rng::SplitMix64;
 
 const N_FEATURES: usize = 8;
 const FRAMES: usize = 10;
@@ -15,7 +15,7 @@ const LABELS: [&str; 3] = ["blues", "classical", "metal"];
 
 /// A roughly normal value (sum of uniforms), mean 0, standard deviation `sd`.
 fn normal(rng: &mut SplitMix64, sd: f64) -> f64 {
-    (0..4).map(|_| rng.next_signed_unit()).sum::<f64>() * sd * (3.0f64 / 4.0).sqrt()
+    (0..4).map(|_| rng.signed_unit()).sum::<f64>() * sd * (3.0f64 / 4.0).sqrt()
 }
 
 struct Corpus {

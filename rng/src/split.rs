@@ -12,7 +12,7 @@ use crate::numpy::Pcg64;
 pub const RULE: &str = "by file (track id), never by segment; stratified by label: each label's files, sorted by \
 path, are shuffled with numpy.random.default_rng([seed, crc32(label)]).permutation; the first round(test n) go to \
 test, the next round(validation n) to val, the rest to train (round half to even; at least one file each in val and \
-test, when that fraction is not 0, for a label with 3 or more files)";
+test, when that fraction is not 0, for a label with 3 or more files; at least one file stays in train)";
 
 /// One side of the split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,7 +76,9 @@ pub fn split(items: &[(&str, &str)], fractions: Fractions, seed: u64) -> Vec<Sid
                 count
             }
         };
-        let (n_test, n_validation) = (held_out(fractions.test), held_out(fractions.validation));
+        // Never every file of a label: validation gives way first, then test.
+        let n_test = held_out(fractions.test).min(n - 1);
+        let n_validation = held_out(fractions.validation).min(n - 1 - n_test);
         for (position, &member) in order.iter().enumerate() {
             sides[members[member]] = if position < n_test {
                 Side::Test
@@ -147,19 +149,27 @@ mod tests {
     }
 
     #[test]
+    fn a_label_always_keeps_a_file_to_train_on() {
+        // 0.9 × 3 rounds to 3 and 0.9 × 2 to 2; 0.5 × 3 = 1.5 rounds to 2 (half to even).
+        let high = Fractions { validation: 0.9, test: 0.0 };
+        let a = sides_of(&files(&[("a", 3), ("b", 2), ("c", 1)]), high, 0);
+        let counts = |label| Side::ALL.map(|s| count(&a, label, s));
+        assert_eq!([counts("a"), counts("b"), counts("c")], [[1, 2, 0], [1, 1, 0], [1, 0, 0]]);
+        let both = Fractions { validation: 0.5, test: 0.5 };
+        let a = sides_of(&files(&[("a", 3)]), both, 0);
+        assert_eq!(Side::ALL.map(|s| count(&a, "a", s)), [1, 0, 2], "test first, then validation gives way");
+    }
+
+    #[test]
     fn the_shuffle_is_numpys_permutation() {
         // np.random.default_rng([0, zlib.crc32(b"blues")]).permutation(12) is
         // [11, 0, 9, 7, 1, 5, 4, 3, 6, 2, 8, 10]: files 11 and 0 (round(1.8) = 2) go to test,
         // 9 and 7 to val.
         let a = sides_of(&files(&[("blues", 12)]), Fractions::default(), 0);
         let side = |i: usize| a[&format!("blues/blues.{i:05}.flac")];
-        assert_eq!([side(11), side(0), side(9), side(7), side(1), side(10)], [
-            Side::Test,
-            Side::Test,
-            Side::Val,
-            Side::Val,
-            Side::Train,
-            Side::Train
-        ]);
+        assert_eq!(
+            [side(11), side(0), side(9), side(7), side(1), side(10)],
+            [Side::Test, Side::Test, Side::Val, Side::Val, Side::Train, Side::Train]
+        );
     }
 }

@@ -16,7 +16,6 @@ mod knn;
 mod linalg;
 mod model;
 mod pca;
-mod split;
 mod train;
 
 pub use file::{ModelError, FORMAT_VERSION, MAGIC, MAX_MODEL_FILE_BYTES};

@@ -2,7 +2,7 @@
 
 use timbre_daemon::plugin_host::{PluginKind, PluginRegistry};
 
-use crate::util::{built_plugin, gtzan_pool, read_npy, run, sample, text, timbred};
+use crate::util::{built_plugin, gtzan_pool, read_npy, repo, run, sample, text, timbred};
 
 #[test]
 fn help_explains_every_command() {
@@ -81,5 +81,24 @@ fn features_of_many_real_clips_are_written_in_parallel() {
         let (data, shape) = read_npy(&dir.path().join(format!("{stem}.npy")));
         assert_eq!(shape[0], 128, "{stem}");
         assert!(data.iter().all(|v| v.is_finite()), "{stem}");
+    }
+}
+
+#[test]
+fn split_reproduces_the_shipped_split_file() {
+    let Some(pool) = gtzan_pool() else { return };
+    let output = run(timbred().arg("split").arg("--data").arg(&pool));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let shipped = std::fs::read(repo().join("plugins/models/split.tsv")).expect("plugins/models/split.tsv");
+    if output.stdout != shipped {
+        let (printed, shipped) = (text(&output.stdout), text(&shipped));
+        let first = printed.lines().zip(shipped.lines()).position(|(a, b)| a != b);
+        panic!(
+            "timbred split --data {} differs from plugins/models/split.tsv ({} vs {} lines; first difference at line {:?})",
+            pool.display(),
+            printed.lines().count(),
+            shipped.lines().count(),
+            first.map(|i| i + 1)
+        );
     }
 }

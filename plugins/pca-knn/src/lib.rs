@@ -20,12 +20,11 @@ mod train;
 
 pub use file::{ModelError, FORMAT_VERSION, MAGIC, MAX_MODEL_FILE_BYTES};
 pub use folder::{
-    load_model_folder, sha256_hex, write_model_folder, FeatureSpec, FolderError, FolderSpec, LoadedFolder, Manifest,
-    ModelSection, MANIFEST_FILE, MODEL_FILE, PLUGIN_NAME,
+    load_model_folder, write_model_folder, FolderError, FolderSpec, LoadedFolder, MODEL_FILE, PLUGIN_NAME,
 };
 pub use model::{Classification, ClassifyError, Model};
-/// The `toml` crate, for building [`FeatureSpec::params`].
-pub use toml;
+/// The manifest types a model folder is written with.
+pub use timbre_model_manifest::{FeatureSpec, Manifest};
 pub use train::{
     train, CandidateScore, ComponentChoice, TrainError, TrainOptions, TrainReport, TrainingSegment,
     COMPONENT_CANDIDATES, MAX_COMPONENTS,
@@ -93,7 +92,7 @@ impl Plugin for PcaKnnPlugin {
             "embedding_size": model.n_components(),
             "n_features": model.n_features(),
             "frames": model.frames(),
-            "features": self.folder.features_json,
+            "features": manifest.features,
             "k": model.k(),
             "weighted": model.weighted(),
             "training_segments": model.training_segments(),

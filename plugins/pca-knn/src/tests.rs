@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use timbre_model_manifest::{sha256_hex, MANIFEST_FILE};
 use timbre_plugin_sdk::{Plugin, TensorView};
 use timbre_rng::SplitMix64;
 
@@ -311,7 +312,8 @@ fn model_folder_round_trips_and_the_plugin_serves_it() {
 
     let loaded = load_model_folder(dir.path()).expect("loads");
     assert_eq!(loaded.model, model);
-    assert_eq!(loaded.features_json["params"]["n_mels"], N_FEATURES);
+    assert_eq!(loaded.manifest, manifest);
+    assert_eq!(loaded.manifest.features.params["n_mels"].as_integer(), Some(N_FEATURES as i64));
 
     let mut plugin = create(dir.path()).expect("plugin loads the folder");
     let info = plugin.info();
@@ -357,7 +359,7 @@ fn the_plugin_refuses_a_folder_whose_sha256_does_not_match() {
     let error = create(dir.path()).err().expect("refused");
     assert_eq!(error.status, timbre_plugin_sdk::ffi::ERR_CONFIG);
     assert!(error.message.contains(&dir.path().display().to_string()), "{}", error.message);
-    assert!(error.message.contains("SHA-256"), "{}", error.message);
+    assert!(error.message.contains("has sha256"), "{}", error.message);
 }
 
 #[test]
@@ -415,10 +417,29 @@ fn the_daemons_manifest_reader_accepts_written_folders() {
 
     let spec = FolderSpec { name: "pca knn", version: "1", description: "", features: mel_spec() };
     let error = write_model_folder(&model, dir.path(), &spec).expect_err("bad name");
-    assert!(error.to_string().contains("model name"), "{error}");
+    assert!(error.to_string().contains("name \"pca knn\""), "{error}");
 }
 
 #[test]
 fn the_plugin_name_is_the_manifest_plugin_name() {
     assert_eq!(PcaKnnPlugin::NAME.to_str(), Ok(PLUGIN_NAME));
+}
+
+#[test]
+fn the_writer_reproduces_the_shipped_folder_byte_for_byte() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pca-knn");
+    let loaded = load_model_folder(&shipped).expect("the shipped folder loads");
+    let manifest = &loaded.manifest;
+    let spec = FolderSpec {
+        name: &manifest.name,
+        version: &manifest.version,
+        description: &manifest.description,
+        features: manifest.features.clone(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert_eq!(&write_model_folder(&loaded.model, dir.path(), &spec).expect("writes"), manifest);
+    for file in [MANIFEST_FILE, MODEL_FILE] {
+        let read = |dir: &Path| std::fs::read(dir.join(file)).expect("read");
+        assert!(read(dir.path()) == read(&shipped), "{file} differs from the shipped one");
+    }
 }

@@ -27,7 +27,7 @@ pub struct FolderSpec<'a> {
 #[non_exhaustive]
 pub enum FolderError {
     /// What every model folder must be (the manifest crate's checks), or reading or writing it.
-    #[error("pca-knn: {0}")]
+    #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("pca-knn model folder {}: {problem}", dir.display())]
     Invalid { dir: PathBuf, problem: String },

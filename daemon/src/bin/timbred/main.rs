@@ -165,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Train {
             model: TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs },
         } => {
-            let options = timbre_plugin_pca_knn::TrainOptions { k, weighted, components, seed, ..Default::default() };
+            let options = timbre_pca_knn::TrainOptions { k, weighted, components, seed, ..Default::default() };
             let request = train::TrainRequest {
                 data_dir: data,
                 out_dir: out.clone(),

@@ -2,7 +2,7 @@
 
 use timbre_daemon::plugin_host::{PluginKind, PluginRegistry};
 
-use crate::util::{built_plugin, gtzan_pool, read_npy, run, sample, text, timbred};
+use crate::util::{built_plugin, gtzan_pool, read_npy, repo, run, sample, text, timbred, write_tone_wav};
 
 #[test]
 fn help_explains_every_command() {
@@ -82,4 +82,62 @@ fn features_of_many_real_clips_are_written_in_parallel() {
         assert_eq!(shape[0], 128, "{stem}");
         assert!(data.iter().all(|v| v.is_finite()), "{stem}");
     }
+}
+
+#[test]
+fn split_reproduces_the_shipped_split_file() {
+    let Some(pool) = gtzan_pool() else { return };
+    let output = run(timbred().arg("split").arg("--data").arg(&pool));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let shipped = std::fs::read(repo().join("plugins/models/split.tsv")).expect("plugins/models/split.tsv");
+    if output.stdout != shipped {
+        let (printed, shipped) = (text(&output.stdout), text(&shipped));
+        let first = printed.lines().zip(shipped.lines()).position(|(a, b)| a != b);
+        panic!(
+            "timbred split --data {} differs from plugins/models/split.tsv ({} vs {} lines; first difference at line {:?})",
+            pool.display(),
+            printed.lines().count(),
+            shipped.lines().count(),
+            first.map(|i| i + 1)
+        );
+    }
+}
+
+#[test]
+fn train_pca_knn_writes_a_model_folder_the_daemon_serves() {
+    // Two "genres" of tones, four tracks each: low and high.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for (label, base) in [("low", 110.0), ("high", 1760.0)] {
+        std::fs::create_dir_all(data.join(label)).expect("mkdir");
+        for i in 0..4 {
+            write_tone_wav(&data.join(label).join(format!("{label}.{i}.wav")), base * (1.0 + 0.05 * i as f32), 7.0);
+        }
+    }
+    let out = dir.path().join("model");
+    let output = run(timbred()
+        .args(["train", "pca-knn", "--k", "3", "--jobs", "2", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(report.contains("validation split by track: 6 training, 2 held out"), "{report}");
+    let manifest = std::fs::read_to_string(out.join("model.toml")).expect("model.toml");
+    assert!(
+        manifest.contains("plugin = \"pca-knn\"") && manifest.contains("labels = [\"high\", \"low\"]"),
+        "{manifest}"
+    );
+
+    // The folder comes first on the model path, so it is the `pca-knn` model analyze uses.
+    let output = run(timbred()
+        .arg("--model-path")
+        .arg(&out)
+        .args(["--models", "pca-knn", "analyze", "--json", "--top-k", "0"])
+        .arg(data.join("high/high.3.wav")));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let labels = &line["predictions"][0]["labels"];
+    assert_eq!(labels.as_array().map(Vec::len), Some(2), "{line}");
+    assert_eq!(labels[0]["name"], "high", "{line}");
 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use timbre_daemon::index::embedded::SearchOptions;
 use timbre_daemon::index::{EmbeddedConfig, EmbeddedIndex, Filter, IndexPoint, Query, SpaceVector, VectorIndex};
+use timbre_rng::SplitMix64;
 
 #[derive(Debug, clap::Args)]
 pub struct IndexArgs {
@@ -43,29 +44,6 @@ const SPACE: &str = "cnn";
 const CENTRES: usize = 256;
 const GENRES: usize = 8;
 
-/// SplitMix64, so that the data are the same on every run and for every backend.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (((self.next() >> 11) as u128 * n as u128) >> 53) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.unit().max(1e-300), self.unit());
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    }
-}
-
 fn normalise(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= n);
@@ -73,7 +51,7 @@ fn normalise(v: &mut [f32]) {
 
 /// The synthetic library, generated a batch at a time.
 struct Data {
-    rng: Rng,
+    rng: SplitMix64,
     dim: usize,
     centres: Option<Vec<Vec<f32>>>,
     next_id: i64,
@@ -81,7 +59,7 @@ struct Data {
 
 impl Data {
     fn new(kind: &str, dim: usize) -> anyhow::Result<Data> {
-        let mut rng = Rng(0x7113_be4c);
+        let mut rng = SplitMix64::new(0x7113_be4c);
         let centres = match kind {
             "clustered" => Some(
                 (0..CENTRES)
@@ -197,7 +175,7 @@ fn bench_size(args: &IndexArgs, n: usize, all: usize) -> anyhow::Result<()> {
     let config = EmbeddedConfig { exact_limit: usize::MAX, threads: all, ..Default::default() };
     let index = EmbeddedIndex::in_memory(config);
     let mut data = Data::new(&args.data, args.dim)?;
-    let mut rng = Rng(n as u64);
+    let mut rng = SplitMix64::new(n as u64);
     let mut seeds: Vec<(i64, Vec<f32>, String)> = Vec::new();
     let started = Instant::now();
     let mut left = n;

@@ -1,5 +1,6 @@
-"""Unit tests of training/timbre_train that need neither timbred nor any audio: the split by file,
-the feature-cache key, output folders for clashing stems, the augmentation, and model.toml."""
+"""Unit tests of training/timbre_train that need no audio: reading the split by file (and, with
+TIMBRED, making it), the feature-cache key, output folders for clashing stems, the augmentation,
+and model.toml."""
 
 from __future__ import annotations
 
@@ -30,18 +31,44 @@ def fake_files(counts: dict[str, int]) -> list[D.AudioFile]:
     ]
 
 
-def test_split_is_stratified_by_file_and_seeded():
-    files = fake_files({"blues": 43, "classical": 85, "jazz": 3})
-    a = D.split_files(files, seed=0)
-    assert a == D.split_files(list(reversed(files)), seed=0), "independent of the listing order"
-    assert a != D.split_files(files, seed=1)
+def test_a_split_is_read_from_timbreds_output():
+    text = (
+        "# timbred split --test 0.15 --validation 0.15 --seed 0: PATH<TAB>SPLIT, paths relative to the data folder\n"
+        "# rule: by file; stratified by label\n"
+        "blues/b.1.flac\ttest\nblues/b.2.flac\ttrain\njazz/j.1.flac\tval\n"
+    )
+    split = D.parse_split(text)
+    assert split.assignment == {"blues/b.1.flac": "test", "blues/b.2.flac": "train", "jazz/j.1.flac": "val"}
+    assert split.rule == "by file; stratified by label"
+    files, labels = D.list_audio_files(Path("/data"), split)
+    assert labels == ["blues", "jazz"]
+    assert [(f.rel, f.label, f.path) for f in files][-1] == ("jazz/j.1.flac", "jazz", Path("/data/jazz/j.1.flac"))
+    for bad in ("blues/b.1.flac test\n", "blues/b.1.flac\tholdout\n", "# nothing\n"):
+        with pytest.raises(D.DataError):
+            D.parse_split(bad)
+
+
+def test_timbred_split_is_stratified_by_file_and_seeded(timbred, tmp_path):
+    """The Python training's split is `timbred split`'s: the rule it was first written with."""
+
+    def folder(name: str, counts: dict[str, int]) -> Path:
+        for f in fake_files(counts):  # timbred split lists files, it does not decode them
+            (tmp_path / name / f.rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / f.rel).write_bytes(b"")
+        return tmp_path / name
+
+    counts = {"blues": 43, "classical": 85, "jazz": 3}
+    files = fake_files(counts)
+    a = D.split_files(timbred, folder("a", counts), seed=0).assignment
+    assert a == D.split_files(timbred, tmp_path / "a", seed=0).assignment
+    assert a != D.split_files(timbred, tmp_path / "a", seed=1).assignment
     assert set(a) == {f.rel for f in files}
     per = {(f.label, a[f.rel]) for f in files}
-    assert {(lbl, s) for lbl in ("blues", "classical", "jazz") for s in D.SPLITS} <= per, "every label in every split"
+    assert {(lbl, s) for lbl in counts for s in D.SPLITS} <= per, "every label in every split"
     n = {s: sum(1 for f in files if f.label == "classical" and a[f.rel] == s) for s in D.SPLITS}
     assert n == {"train": 59, "val": 13, "test": 13}
     # Adding a label does not move the files of the others.
-    b = D.split_files(files + fake_files({"rock": 40}), seed=0)
+    b = D.split_files(timbred, folder("b", {**counts, "rock": 40}), seed=0).assignment
     assert all(b[rel] == s for rel, s in a.items())
 
 

@@ -198,7 +198,7 @@ Files that could not be used: {failed_md}
 
 {gtzan_text}## Split
 
-Rule: {D.SPLIT_RULE}; seed {c.seed}. Every segment of a track is in the same split as the track.
+Rule (`timbred split`): {result.split_rule}; seed {c.seed}. Every segment of a track is in the same split as the track.
 
 {chr(10).join(split_md)}
 
@@ -290,7 +290,7 @@ def metrics(result: TrainResult, onnx_info: dict, retrain: str, name: str) -> di
             "timbred": str(result.timbred),
             "feature_cache": str(result.extraction.cache_dir),
         },
-        "split": {"rule": D.SPLIT_RULE, "seed": c.seed, "sizes": split_table(result), "files": result.assignment},
+        "split": {"rule": result.split_rule, "seed": c.seed, "sizes": split_table(result), "files": result.assignment},
         "test": asdict(result.test),
         "val": asdict(result.val),
         "recommendation": result.recommendation,

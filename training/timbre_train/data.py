@@ -1,8 +1,11 @@
-"""Data: list the labelled audio files, run `timbred features` into a cache, load the segments,
-split by file (never by segment), and compute the normalisation statistics.
+"""Data: the labelled audio files and their split by file (never by segment), both as
+`timbred split` gives them; `timbred features` into a cache; the segments; the normalisation
+statistics.
 
-A dataset directory holds one sub-folder per label (`<label>/<anything>.<audio ext>`, searched
-recursively); the label of a file is the name of its top-level folder.
+A dataset directory holds one sub-folder of audio files per label (`<label>/<file>`); the label
+of a file is the name of its folder. The files, and which split each belongs to, are what
+`timbred split` prints: the project has one splitter, in Rust, and the shipped
+`plugins/models/split.tsv` is its output for the GTZAN pool.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +24,7 @@ import numpy as np
 
 from . import FRAMES, MEL_PARAMS, N_MELS, REPO_ROOT, SEGMENT_SECONDS
 
-AUDIO_EXTENSIONS = {".flac", ".wav", ".mp3", ".ogg", ".oga", ".m4a", ".mp4", ".aac", ".caf", ".aif", ".aiff"}
 SPLITS = ("train", "val", "test")
-DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 # timbred takes its inputs on the command line; keep each call's argument list moderate.
 FILES_PER_CALL = 400
 
@@ -47,22 +47,15 @@ class AudioFile:
     path: Path  # absolute
 
 
-def list_audio_files(data_dir: Path) -> tuple[list[AudioFile], list[str]]:
-    """All audio files under data_dir/<label>/, and the sorted labels."""
+def list_audio_files(data_dir: Path, split: Split) -> tuple[list[AudioFile], list[str]]:
+    """The audio files `timbred split` listed under data_dir/<label>/, and the sorted labels."""
     data_dir = data_dir.resolve()
-    if not data_dir.is_dir():
-        raise DataError(f"data directory {data_dir} does not exist")
-    labels = sorted(p.name for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files: list[AudioFile] = []
-    for label in labels:
-        for path in sorted((data_dir / label).rglob("*")):
-            if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
-                files.append(AudioFile(path.relative_to(data_dir).as_posix(), label, path))
-    labels = [label for label in labels if any(f.label == label for f in files)]
+    files = [AudioFile(rel, rel.split("/", 1)[0], data_dir / rel) for rel in sorted(split.assignment)]
+    labels = sorted({f.label for f in files})
     if len(labels) < 2:
         raise DataError(
-            f"{data_dir} needs at least two label folders holding audio files "
-            f"({', '.join(sorted(AUDIO_EXTENSIONS))}); found {len(labels)}"
+            f"{data_dir} needs at least two label folders holding audio files (as `timbred split` "
+            f"lists them: DIR/<label>/<file>); found {len(labels)}"
         )
     return files, labels
 
@@ -259,32 +252,39 @@ def load_dataset(files: list[AudioFile], labels: list[str], extraction: Extracti
 
 # --------------------------------------------------------------------------- split
 
-SPLIT_RULE = (
-    "by file (track id), never by segment; stratified by label: each label's files, sorted by path, "
-    "are shuffled with numpy.random.default_rng([seed, crc32(label)]); the first round(0.15 n) go to "
-    "test, the next round(0.15 n) to val, the rest to train (at least one file each in val and test "
-    "when a label has 3 or more files)"
-)
+
+@dataclass(frozen=True)
+class Split:
+    assignment: dict[str, str]  # rel -> 'train' | 'val' | 'test'
+    rule: str  # the rule in words, as timbred states it
 
 
-def split_files(files: list[AudioFile], seed: int, fractions=DEFAULT_FRACTIONS) -> dict[str, str]:
-    """rel -> 'train' | 'val' | 'test'. Depends only on the seed and the file list."""
-    _, f_val, f_test = fractions
-    by_label: dict[str, list[str]] = {}
-    for f in files:
-        by_label.setdefault(f.label, []).append(f.rel)
+def parse_split(text: str) -> Split:
+    """`timbred split`'s output: `#` lines (one is `# rule: ...`), then PATH<TAB>SPLIT lines."""
     assignment: dict[str, str] = {}
-    for label, rels in sorted(by_label.items()):
-        rels = sorted(rels)
-        rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
-        order = [rels[i] for i in rng.permutation(len(rels))]
-        n = len(order)
-        n_test, n_val = round(f_test * n), round(f_val * n)
-        if n >= 3:
-            n_test, n_val = max(n_test, 1), max(n_val, 1)
-        for i, rel in enumerate(order):
-            assignment[rel] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    return assignment
+    rule = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("# rule: "):
+            rule = line.removeprefix("# rule: ")
+        if not line.strip() or line.startswith("#"):
+            continue
+        rel, sep, which = line.partition("\t")
+        if not sep or which not in SPLITS:
+            raise DataError(f"split line {n}: expected PATH<TAB>{'|'.join(SPLITS)}, got {line!r}")
+        assignment[rel] = which
+    if not assignment:
+        raise DataError("the split lists no file")
+    return Split(assignment, rule)
+
+
+def split_files(timbred: Path, data_dir: Path, seed: int) -> Split:
+    """`timbred split --data DATA_DIR --seed SEED`: by file, stratified by label, 15 % test and
+    15 % validation. Depends only on the seed and the file list."""
+    argv = [str(timbred), "split", "--data", str(data_dir.resolve()), "--seed", str(seed)]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        raise DataError(f"`{' '.join(argv)}` exited with {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return parse_split(proc.stdout)
 
 
 def split_indices(dataset: Dataset, assignment: dict[str, str]) -> dict[str, np.ndarray]:

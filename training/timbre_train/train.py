@@ -82,6 +82,7 @@ class TrainResult:
     model: M.GenreModel  # best weights, eval mode
     dataset: D.Dataset
     assignment: dict[str, str]
+    split_rule: str  # as `timbred split` states it
     split: dict[str, np.ndarray]
     history: list[EpochLog]
     best_epoch: int
@@ -332,13 +333,15 @@ def run(config: TrainConfig, log=D.log) -> TrainResult:
     """Features, split, train, evaluate. (Export and the model folder: see __main__.)"""
     torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
-    files, labels = D.list_audio_files(config.data)
     timbred = Path(config.timbred).resolve() if config.timbred else D.build_timbred()
+    # The files and their split both come from `timbred split`, the project's one splitter.
+    file_split = D.split_files(timbred, config.data, config.seed)
+    assignment = file_split.assignment
+    files, labels = D.list_audio_files(config.data, file_split)
     extraction = D.extract_features(timbred, config.data, files, config.cache_dir or D.default_cache_root())
     ds = D.load_dataset(files, labels, extraction)
     feature_seconds = time.perf_counter() - t0
 
-    assignment = D.split_files(files, config.seed)
     split = D.split_indices(ds, assignment)
     for name in D.SPLITS:
         if len(split[name]) == 0:
@@ -356,7 +359,8 @@ def run(config: TrainConfig, log=D.log) -> TrainResult:
         f"{test.segment_accuracy:.3f} (val track {val.track_accuracy:.3f}); trained in {train_seconds:.0f} s"
     )
     return TrainResult(
-        config=config, model=model, dataset=ds, assignment=assignment, split=split, history=history,
+        config=config, model=model, dataset=ds, assignment=assignment, split_rule=file_split.rule, split=split,
+        history=history,
         best_epoch=best_epoch, epochs_run=len(history), train_seconds=train_seconds,
         feature_seconds=feature_seconds, val=val, test=test, recommendation=rec, timbred=timbred,
         extraction=extraction,

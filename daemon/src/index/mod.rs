@@ -71,6 +71,8 @@ pub use config::{Backend, EmbeddedConfig, IndexConfig, QdrantConfig};
 pub use embedded::EmbeddedIndex;
 pub use filter::Filter;
 pub use scoring::best_score_similarity;
+/// The index's cosine arithmetic, for the re-ranking and walks built on its answers.
+pub(crate) use scoring::{dot, normalised};
 pub use sync::{rebuild_from_library, spawn_flusher, sync_from_library, sync_when_reachable, SyncReport};
 
 /// A boxed future, so that [`VectorIndex`] can be used as `Arc<dyn VectorIndex>`.

@@ -7,9 +7,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use timbre_rng::SplitMix64 as Rng;
+
 use super::embedded::{Loaded, SearchOptions};
 use super::filter::fold;
-use super::scoring::{normalised, Rng};
+use super::scoring::normalised;
 use super::*;
 use crate::library::{FileStat, ModelVersion, Store, StoredPrediction, Tags};
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use timbre_plugin_pca_knn as pca_knn;
+use timbre_pca_knn as pca_knn;
 
 use super::eval::{labelled_files, read_split, EvalError};
 use super::features::segment_features;

@@ -9,7 +9,7 @@ pub mod keeper;
 use std::path::PathBuf;
 
 use crate::engine::{Engine, EngineError};
-use crate::index::{Filter, Hit, Query, Strategy};
+use crate::index::{dot, normalised, Filter, Hit, Query, Strategy};
 use crate::library::TrackRecord;
 use crate::pipeline::AudioInput;
 
@@ -269,19 +269,6 @@ fn maximal_marginal_relevance(candidates: Vec<Hit>, limit: usize, lambda: f32) -
     }
     let mut candidates: Vec<Option<Hit>> = candidates.into_iter().map(Some).collect();
     picked.into_iter().filter_map(|i| candidates[i].take()).collect()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn normalised(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter().map(|x| x / norm).collect()
-    } else {
-        v.to_vec()
-    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 //! [`Model::load`] checks all of it and refuses a bad file with an error naming the file and
 //! the problem; it allocates nothing the file's own length cannot back.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -104,7 +104,7 @@ impl Model {
     /// Write the model to `path`, atomically: a temporary file in the same folder, renamed
     /// over `path` once complete, so a crash never leaves half a model behind.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        write_atomically(path, &self.to_bytes())
+        timbre_model_manifest::write_atomically(path, &self.to_bytes())
     }
 
     /// Read and check a model file.
@@ -264,20 +264,4 @@ impl<'a> Reader<'a> {
         let raw = self.take(count.saturating_mul(4), what)?;
         Ok(raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
-}
-
-/// Write `bytes` to a temporary file beside `path`, flush it to disk, then rename it over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs_err::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs_err::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = fs_err::remove_file(&temporary);
-    }
-    result
 }

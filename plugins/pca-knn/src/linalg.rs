@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::rng::SplitMix64;
+use timbre_rng::SplitMix64;
 
 /// `Σ a[i]·b[i]` in f32 with sixteen independent accumulators (vectorises well, and keeps the
 /// rounding error of a 16,640-term sum near that of a 1,040-term one).
@@ -335,7 +335,7 @@ fn random_unit_orthogonal(basis: &[Vec<f64>], n: usize, rng: &mut SplitMix64) ->
         return None;
     }
     for _attempt in 0..4 {
-        let mut v: Vec<f64> = (0..n).map(|_| rng.next_signed_unit()).collect();
+        let mut v: Vec<f64> = (0..n).map(|_| rng.signed_unit()).collect();
         let initial = dot_f64(&v, &v).sqrt();
         for _ in 0..2 {
             for b in basis {
@@ -404,7 +404,7 @@ mod tests {
         // A = B Bᵀ for a pseudo-random B: symmetric positive semi-definite, rank 30 of 60.
         let (n, r) = (60, 30);
         let mut rng = SplitMix64::new(7);
-        let b: Vec<f64> = (0..n * r).map(|_| rng.next_signed_unit()).collect();
+        let b: Vec<f64> = (0..n * r).map(|_| rng.signed_unit()).collect();
         let mut a = vec![0.0; n * n];
         for i in 0..n {
             for j in 0..n {

@@ -255,23 +255,24 @@ fn gram_free_apply(x: &[f32], n: usize, d: usize, v: &[f64], out: &mut [f64]) {
 
 #[cfg(test)]
 mod tests {
+    use timbre_rng::SplitMix64;
+
     use super::*;
-    use crate::rng::SplitMix64;
 
     fn random_rows(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut rng = SplitMix64::new(seed);
         // A few strong directions plus noise, and one constant feature.
-        let directions: Vec<Vec<f64>> = (0..3).map(|_| (0..d).map(|_| rng.next_signed_unit()).collect()).collect();
+        let directions: Vec<Vec<f64>> = (0..3).map(|_| (0..d).map(|_| rng.signed_unit()).collect()).collect();
         (0..n)
             .map(|_| {
-                let weights: Vec<f64> = (0..3).map(|k| rng.next_signed_unit() * (3 - k) as f64 * 4.0).collect();
+                let weights: Vec<f64> = (0..3).map(|k| rng.signed_unit() * (3 - k) as f64 * 4.0).collect();
                 (0..d)
                     .map(|j| {
                         if j == 0 {
                             return -80.0;
                         }
                         let signal: f64 = (0..3).map(|k| weights[k] * directions[k][j]).sum();
-                        (signal + 0.3 * rng.next_signed_unit()) as f32
+                        (signal + 0.3 * rng.signed_unit()) as f32
                     })
                     .collect()
             })

@@ -1,12 +1,13 @@
-//! Tests of the whole crate: training, the model file, model folders and the plugin.
+//! Tests of the whole crate: training, the model file and model folders. The plugin has its own,
+//! in `plugin/`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use timbre_plugin_sdk::{Plugin, TensorView};
+use timbre_model_manifest::{sha256_hex, MANIFEST_FILE};
+use timbre_rng::SplitMix64;
 
 use super::*;
-use crate::rng::SplitMix64;
 
 const N_FEATURES: usize = 8;
 const FRAMES: usize = 10;
@@ -15,7 +16,7 @@ const LABELS: [&str; 3] = ["blues", "classical", "metal"];
 
 /// A roughly normal value (sum of uniforms), mean 0, standard deviation `sd`.
 fn normal(rng: &mut SplitMix64, sd: f64) -> f64 {
-    (0..4).map(|_| rng.next_signed_unit()).sum::<f64>() * sd * (3.0f64 / 4.0).sqrt()
+    (0..4).map(|_| rng.signed_unit()).sum::<f64>() * sd * (3.0f64 / 4.0).sqrt()
 }
 
 struct Corpus {
@@ -296,12 +297,20 @@ fn write_folder(dir: &Path, model: &Model) -> Manifest {
     write_model_folder(model, dir, &spec).expect("writes")
 }
 
-fn create(dir: &Path) -> Result<PcaKnnPlugin, timbre_plugin_sdk::Error> {
-    PcaKnnPlugin::create(&serde_json::json!({ "model_dir": dir }))
+/// A refusal with every cause, as one line (the plugin reports it so).
+fn refusal(dir: &Path) -> String {
+    let error = load_model_folder(dir).expect_err("refused");
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    message
 }
 
 #[test]
-fn model_folder_round_trips_and_the_plugin_serves_it() {
+fn model_folder_round_trips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, _) = trained(&TrainOptions::default());
     let manifest = write_folder(dir.path(), &model);
@@ -311,57 +320,28 @@ fn model_folder_round_trips_and_the_plugin_serves_it() {
 
     let loaded = load_model_folder(dir.path()).expect("loads");
     assert_eq!(loaded.model, model);
-    assert_eq!(loaded.features_json["params"]["n_mels"], N_FEATURES);
-
-    let mut plugin = create(dir.path()).expect("plugin loads the folder");
-    let info = plugin.info();
-    assert_eq!(info["labels"], serde_json::json!(LABELS));
-    assert_eq!(info["embedding_size"], model.n_components());
-    assert_eq!((info["n_features"].as_u64(), info["frames"].as_u64()), (Some(8), Some(10)));
-    assert_eq!(info["features"]["plugin"], "mel");
-    assert_eq!(info["features"]["segment_seconds"], 3.0);
-
+    assert_eq!(loaded.manifest, manifest);
+    assert_eq!(loaded.manifest.features.params["n_mels"].as_integer(), Some(N_FEATURES as i64));
     let held_out = Corpus::new("test/", 2, 2, 3);
-    let batch = held_out.batch();
-    let segments = held_out.features.len();
-    let output =
-        plugin.process(TensorView { data: &batch, shape: &[segments, N_FEATURES, FRAMES] }).expect("processes");
-    assert_eq!(output.values.shape, vec![segments, 3]);
-    let embedding = output.embedding.expect("an embedding");
-    assert_eq!(embedding.shape, vec![segments, model.n_components()]);
-    let (probabilities, embeddings) = model.classify(&batch, segments);
-    assert_eq!((output.values.data, embedding.data), (probabilities, embeddings));
-
-    // An empty batch is fine; a wrong shape or a NaN is not.
-    let empty = plugin.process(TensorView { data: &[], shape: &[0, N_FEATURES, FRAMES] }).expect("empty batch");
-    assert_eq!(empty.values.shape, vec![0, 3]);
-    for shape in [&[segments, FRAMES, N_FEATURES][..], &[segments, D][..], &[segments * N_FEATURES, FRAMES][..]] {
-        let error = plugin.process(TensorView { data: &batch, shape }).expect_err("wrong shape");
-        assert_eq!(error.status, timbre_plugin_sdk::ffi::ERR_INVALID_INPUT);
-        assert!(error.message.contains("expected input [segments, 8, 10]"), "{}", error.message);
-    }
-    let mut nan = batch.clone();
-    nan[D + 1] = f32::NAN;
-    let error = plugin.process(TensorView { data: &nan, shape: &[segments, N_FEATURES, FRAMES] }).expect_err("nan");
-    assert!(error.message.contains("segment 1"), "{}", error.message);
+    let (batch, segments) = (held_out.batch(), held_out.features.len());
+    assert_eq!(loaded.model.classify(&batch, segments), model.classify(&batch, segments));
 }
 
 #[test]
-fn the_plugin_refuses_a_folder_whose_sha256_does_not_match() {
+fn a_folder_whose_sha256_does_not_match_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, _) = trained(&TrainOptions::default());
     write_folder(dir.path(), &model);
     // Replace the model file with another valid model: only the hash can tell.
     let (other, _) = trained(&TrainOptions { k: 5, ..TrainOptions::default() });
     other.save(&dir.path().join(MODEL_FILE)).expect("saves");
-    let error = create(dir.path()).err().expect("refused");
-    assert_eq!(error.status, timbre_plugin_sdk::ffi::ERR_CONFIG);
-    assert!(error.message.contains(&dir.path().display().to_string()), "{}", error.message);
-    assert!(error.message.contains("SHA-256"), "{}", error.message);
+    let message = refusal(dir.path());
+    assert!(message.contains(&dir.path().display().to_string()), "{message}");
+    assert!(message.contains("has sha256"), "{message}");
 }
 
 #[test]
-fn the_plugin_refuses_inconsistent_or_missing_folders() {
+fn inconsistent_or_missing_folders_are_refused_naming_the_folder() {
     let (model, _) = trained(&TrainOptions::default());
     let edit = |from: &str, to: &str| {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -370,7 +350,7 @@ fn the_plugin_refuses_inconsistent_or_missing_folders() {
         let text = std::fs::read_to_string(&path).expect("manifest");
         assert!(text.contains(from), "{text}");
         std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
-        let message = create(dir.path()).err().expect("refused").message;
+        let message = refusal(dir.path());
         assert!(message.contains(&dir.path().display().to_string()), "{message}");
         message
     };
@@ -383,10 +363,8 @@ fn the_plugin_refuses_inconsistent_or_missing_folders() {
     assert!(edit("plugin = \"pca-knn\"", "plugin = \"onnx\"").contains("\"onnx\" plugin"));
 
     let empty = tempfile::tempdir().expect("tempdir");
-    let message = create(empty.path()).err().expect("refused").message;
+    let message = refusal(empty.path());
     assert!(message.contains("model.toml") && message.contains(&empty.path().display().to_string()), "{message}");
-    let error = PcaKnnPlugin::create(&serde_json::json!({})).err().expect("no model_dir");
-    assert!(error.message.contains("model_dir"), "{}", error.message);
 
     // A damaged model file with a matching hash cannot happen by accident, but a truncated one
     // with the manifest updated to match is still refused by the model checks.
@@ -399,7 +377,7 @@ fn the_plugin_refuses_inconsistent_or_missing_folders() {
     let manifest_path = dir.path().join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).expect("manifest");
     std::fs::write(&manifest_path, text.replace(&sha256_hex(&bytes), &sha256_hex(cut))).expect("write");
-    let message = create(dir.path()).err().expect("refused").message;
+    let message = refusal(dir.path());
     assert!(message.contains("truncated") && message.contains("model.knn"), "{message}");
 }
 
@@ -415,10 +393,24 @@ fn the_daemons_manifest_reader_accepts_written_folders() {
 
     let spec = FolderSpec { name: "pca knn", version: "1", description: "", features: mel_spec() };
     let error = write_model_folder(&model, dir.path(), &spec).expect_err("bad name");
-    assert!(error.to_string().contains("model name"), "{error}");
+    assert!(error.to_string().contains("name \"pca knn\""), "{error}");
 }
 
 #[test]
-fn the_plugin_name_is_the_manifest_plugin_name() {
-    assert_eq!(PcaKnnPlugin::NAME.to_str(), Ok(PLUGIN_NAME));
+fn the_writer_reproduces_the_shipped_folder_byte_for_byte() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pca-knn");
+    let loaded = load_model_folder(&shipped).expect("the shipped folder loads");
+    let manifest = &loaded.manifest;
+    let spec = FolderSpec {
+        name: &manifest.name,
+        version: &manifest.version,
+        description: &manifest.description,
+        features: manifest.features.clone(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert_eq!(&write_model_folder(&loaded.model, dir.path(), &spec).expect("writes"), manifest);
+    for file in [MANIFEST_FILE, MODEL_FILE] {
+        let read = |dir: &Path| std::fs::read(dir.join(file)).expect("read");
+        assert!(read(dir.path()) == read(&shipped), "{file} differs from the shipped one");
+    }
 }

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
+use timbre_rng::split::{split, Fractions, Side};
 
 use crate::knn::{vote, Neighbours};
 use crate::linalg::parallel_map;
 use crate::model::Model;
 use crate::pca::{self, Pca, PcaError, GRAM_MAX_SEGMENTS};
-use crate::split::split_tracks;
 
 /// One training segment: a `[n_features, frames]` log-mel matrix, flattened row-major.
 #[derive(Debug, Clone, Copy)]
@@ -154,7 +154,7 @@ pub enum TrainError {
     #[error("track {track:?} has segments labelled both {first:?} and {second:?}; a track has one label")]
     MixedTrackLabels { track: String, first: String, second: String },
     #[error(
-        "choosing the number of components needs held-out tracks, but no label has 2 tracks; add tracks or set the number of components"
+        "choosing the number of components needs held-out tracks, but no label has enough tracks to hold one out (3 always do); add tracks or set the number of components"
     )]
     NoValidationTracks,
     #[error("asked for {asked} components, but the {segments} training segments support only {available}")]
@@ -270,8 +270,14 @@ pub(crate) fn gram_limited_train(
     let wanted = match options.components {
         Some(c) => c,
         None => {
-            let split = split_tracks(&track_classes, labels.len(), options.validation_fraction, options.seed);
-            if split.validation.is_empty() {
+            // The project's one split, by track and stratified by label, with no test side.
+            let items: Vec<(&str, &str)> =
+                track_names.iter().zip(&track_classes).map(|(&t, &c)| (t, labels[c as usize].as_str())).collect();
+            let fractions = Fractions { validation: options.validation_fraction, test: 0.0 };
+            let sides = split(&items, fractions, options.seed);
+            let side = |wanted: Side| -> Vec<usize> { (0..sides.len()).filter(|&t| sides[t] == wanted).collect() };
+            let (training, validation) = (side(Side::Train), side(Side::Val));
+            if validation.is_empty() {
                 return Err(TrainError::NoValidationTracks);
             }
             let rows_of = |side: &[usize]| -> Vec<usize> {
@@ -279,7 +285,7 @@ pub(crate) fn gram_limited_train(
                 rows.sort_unstable();
                 rows
             };
-            let (train_rows, validation_rows) = (rows_of(&split.train), rows_of(&split.validation));
+            let (train_rows, validation_rows) = (rows_of(&training), rows_of(&validation));
             let views: Vec<&[f32]> = train_rows.iter().map(|&i| segments[i].features).collect();
             let max_candidate = COMPONENT_CANDIDATES[COMPONENT_CANDIDATES.len() - 1];
             let fitted = pca::fit(&views, d, max_candidate, options.seed, gram_max)?;
@@ -289,7 +295,7 @@ pub(crate) fn gram_limited_train(
                 &segment_classes,
                 labels.len(),
                 &train_rows,
-                &split.validation.iter().map(|&t| (track_classes[t], track_segments[t].as_slice())).collect::<Vec<_>>(),
+                &validation.iter().map(|&t| (track_classes[t], track_segments[t].as_slice())).collect::<Vec<_>>(),
                 &validation_rows,
                 options,
             );
@@ -302,8 +308,8 @@ pub(crate) fn gram_limited_train(
                         .then(b.components.cmp(&a.components))
                 })
                 .map_or(1, |s| s.components);
-            report.training_tracks = split.train.iter().map(|&t| track_names[t].to_string()).collect();
-            report.validation_tracks = split.validation.iter().map(|&t| track_names[t].to_string()).collect();
+            report.training_tracks = training.iter().map(|&t| track_names[t].to_string()).collect();
+            report.validation_tracks = validation.iter().map(|&t| track_names[t].to_string()).collect();
             report.candidates = scores;
             report.chosen_by = ComponentChoice::Validation;
             best

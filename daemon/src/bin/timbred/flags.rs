@@ -137,7 +137,9 @@ pub(crate) enum Command {
         model: TrainModel,
     },
     /// Split a labelled folder DIR/<label>/<file> into train / val / test, by file and
-    /// stratified by label; prints PATH<TAB>SPLIT lines (paths relative to DIR).
+    /// stratified by label; prints PATH<TAB>SPLIT lines (paths relative to DIR) after two `#`
+    /// lines giving the options and the rule. The defaults give plugins/models/split.tsv from
+    /// the GTZAN pool, the split of every shipped model; the Python training reads this output.
     Split {
         #[arg(long, value_name = "DIR")]
         data: PathBuf,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use timbre_daemon::config::{Flags, Settings};
 use timbre_daemon::models::{ModelCatalog, ModelOptions};
-use timbre_daemon::offline::{analyze, eval, features, neighbours, plugins, train};
+use timbre_daemon::offline::{analyze, eval, features, neighbours, plugins, split, train};
 use timbre_daemon::pipeline::SegmentOptions;
 use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
 
@@ -165,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Train {
             model: TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs },
         } => {
-            let options = timbre_plugin_pca_knn::TrainOptions { k, weighted, components, seed, ..Default::default() };
+            let options = timbre_pca_knn::TrainOptions { k, weighted, components, seed, ..Default::default() };
             let request = train::TrainRequest {
                 data_dir: data,
                 out_dir: out.clone(),
@@ -193,14 +193,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 test >= 0.0 && validation >= 0.0 && test + validation < 1.0,
                 "--test and --validation must leave files to train on"
             );
-            let lines = timbre_daemon::offline::split::split(
-                &data,
-                timbre_daemon::offline::split::SplitOptions { validation, test, seed },
-            )?;
-            println!("# timbred split --data {} --test {test} --validation {validation} --seed {seed}", data.display());
-            for (file, which) in lines {
-                println!("{file}\t{which}");
-            }
+            let options = split::SplitOptions { fractions: timbre_rng::split::Fractions { validation, test }, seed };
+            let lines = split::split(&data, options)?;
+            print!("{}", split::to_tsv(&lines, options));
             Ok(true)
         }
         Command::Serve { .. } | Command::Config { .. } | Command::Index { .. } => unreachable!("handled above"),

@@ -8,9 +8,11 @@
 //! The space is (re)trained when it first grows past `exact_limit`, and again whenever it has
 //! doubled or halved since; below `exact_limit / 2` it goes back to one list (exact search).
 
+use timbre_rng::SplitMix64 as Rng;
+
 use super::search::{parallel, scan, threads_for, RowFilter, TopK};
 use super::space::Space;
-use crate::index::scoring::{dots, Rng, Scorer};
+use crate::index::scoring::{dots, Scorer};
 
 /// k-means iterations on the sample.
 const ITERATIONS: usize = 8;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::index::keeper::IndexKeeper;
 use crate::library::scan::ScanError;
 use crate::library::watch::LibraryWatcher;
 use crate::library::LibraryChange;
@@ -15,7 +16,6 @@ use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
 use crate::plugin_host::{PluginError, PluginKind, PluginRegistry, SearchPath};
-use crate::recommend::keeper::IndexKeeper;
 use crate::workers::{Priority, WorkError, WorkerPool};
 
 /// Every way an engine call can fail; `grpc::status` maps each to a status code.

@@ -19,19 +19,12 @@
 //!
 //! # Wiring it into the daemon
 //!
-//! - Start-up: `let index = settings.index.open(&data_dir).await?`; then, before the scanner
-//!   writes, [`sync_when_reachable`]`(index.as_ref(), &store, retry)` (a plain
-//!   [`sync_from_library`] for the embedded index); then [`spawn_flusher`]`(index.clone(), 60 s)`.
-//! - Scanner: after `save_analysis`, `copy_analysis`, `move_track` or `replace_content` of a
-//!   track, `index.upsert(vec![IndexPoint::from_record(&track)])` with the track as the store
-//!   now has it (a point without vectors removes it); after `remove`, `index.delete(vec![id])`.
-//!   On an error, log it and go on: the next sync repairs the index.
-//! - `Recommend`: a [`Query`] in the model's space; positives are the stored embeddings of the
-//!   example tracks (or of uploaded audio), and the example tracks go in
-//!   `filter.exclude_tracks`; `with_vectors` when diversity re-ranking needs them.
-//! - `Playlist`: one query per step, `limit` 1 (more with `no_repeat_artist`), the previous
-//!   hit's vector as the positive, the tracks played so far excluded.
-//! - Shutdown: `index.flush().await`.
+//! [`keeper::IndexKeeper`] owns the daemon's index: it opens the backend, syncs it from the
+//! library, then mirrors every track the scanner writes or removes, re-syncing whenever the
+//! backend comes back after being unreachable. `Recommend` and `Playlist`
+//! ([`crate::recommend`]) query what the keeper holds: a [`Query`] in the model's space whose
+//! positives are the stored embeddings of the example tracks (or of uploaded audio), with the
+//! example tracks in `filter.exclude_tracks`.
 //!
 //! # Scores
 //!
@@ -53,6 +46,7 @@
 pub mod config;
 pub mod embedded;
 pub mod filter;
+pub mod keeper;
 #[cfg(feature = "qdrant")]
 pub mod qdrant;
 mod scoring;
@@ -73,7 +67,7 @@ pub use filter::Filter;
 pub use scoring::best_score_similarity;
 /// The index's cosine arithmetic, for the re-ranking and walks built on its answers.
 pub(crate) use scoring::{dot, normalised};
-pub use sync::{rebuild_from_library, spawn_flusher, sync_from_library, sync_when_reachable, SyncReport};
+pub use sync::{rebuild_from_library, sync_from_library, SyncReport};
 
 /// A boxed future, so that [`VectorIndex`] can be used as `Arc<dyn VectorIndex>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -7,9 +7,6 @@
 //! nothing written. Run it at start-up, before the scanner starts writing, so that a live
 //! upsert never races with the older copy the sync read.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use tokio::sync::mpsc;
 
 use super::{IndexError, IndexPoint, SpaceVector, VectorIndex};
@@ -109,8 +106,9 @@ pub async fn sync_from_library(index: &dyn VectorIndex, store: &Store) -> Result
 }
 
 /// Upsert a batch; if the index refuses it for a point's content, upsert point by point and
-/// skip (log and count) the refused ones. Errors of the backend itself are returned.
-async fn upsert_or_skip(
+/// skip (log, naming the track, and count) the refused ones, so one bad point costs only
+/// itself. Errors of the backend itself are returned.
+pub(super) async fn upsert_or_skip(
     index: &dyn VectorIndex,
     batch: Vec<IndexPoint>,
     report: &mut SyncReport,
@@ -123,10 +121,11 @@ async fn upsert_or_skip(
         }
         Err(IndexError::Dimension { .. } | IndexError::InvalidPoint { .. }) => {
             for point in batch {
+                let (id, path) = (point.track_id, point.path.clone());
                 match index.upsert(vec![point]).await {
                     Ok(()) => report.upserted += 1,
                     Err(e @ (IndexError::Dimension { .. } | IndexError::InvalidPoint { .. })) => {
-                        tracing::warn!("not indexed: {e}");
+                        tracing::warn!("track {id} ({path}) not indexed: {e}");
                         report.rejected += 1;
                     }
                     Err(e) => return Err(e),
@@ -138,42 +137,8 @@ async fn upsert_or_skip(
     }
 }
 
-/// [`sync_from_library`], retried every `retry` for as long as the backend is unreachable
-/// (Qdrant down at start-up or later); other errors are returned. For the daemon to run in
-/// the background while it goes on analysing into the library.
-pub async fn sync_when_reachable(
-    index: &dyn VectorIndex,
-    store: &Store,
-    retry: Duration,
-) -> Result<SyncReport, IndexError> {
-    loop {
-        match sync_from_library(index, store).await {
-            Err(e @ IndexError::Unreachable { .. }) => {
-                tracing::warn!("{e}; retrying the sync in {} s", retry.as_secs_f64());
-                tokio::time::sleep(retry).await;
-            }
-            done => return done,
-        }
-    }
-}
-
 /// Empty the index and index the whole library again.
 pub async fn rebuild_from_library(index: &dyn VectorIndex, store: &Store) -> Result<SyncReport, IndexError> {
     index.clear().await?;
     sync_from_library(index, store).await
-}
-
-/// Flush `index` every `every` (a no-op when nothing changed), until the task is aborted.
-/// Flush once more at shutdown.
-pub fn spawn_flusher(index: Arc<dyn VectorIndex>, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            if let Err(e) = index.flush().await {
-                tracing::warn!("{e}");
-            }
-        }
-    })
 }

@@ -13,7 +13,7 @@ use super::embedded::{Loaded, SearchOptions};
 use super::filter::fold;
 use super::scoring::normalised;
 use super::*;
-use crate::library::{FileStat, ModelVersion, Store, StoredPrediction, Tags};
+use crate::library::{FileStat, LibraryChange, ModelVersion, Store, StoredPrediction, Tags};
 
 const GENRES: &[&str] = &["Rock", "rock ", "jazz", "Hip Hop", "classical", "blues", ""];
 const LABELS: &[&str] = &["rock", "jazz", "hip hop", "classical", "blues", "metal"];
@@ -871,4 +871,38 @@ mod with_qdrant {
         assert_eq!((report.upserted, report.deleted), (0, 0));
         drop_collection(&config, &index).await;
     }
+}
+
+#[tokio::test]
+async fn the_keeper_mirrors_a_window_with_one_wrong_sized_embedding_without_losing_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(library(dir.path(), 12));
+    let index = EmbeddedIndex::in_memory(exact_config());
+    sync_from_library(&index, &store).await.expect("sync");
+    let (tracks, _) = store.list(&Default::default(), 0, 1000).expect("list");
+    let mut rng = Rng::new(5);
+    // One window of changes: two re-analysed tracks around one whose cnn embedding has the
+    // wrong size for its space, and a track that left the library.
+    for track in [&tracks[0], &tracks[2]] {
+        let fresh = library_prediction("cnn", LABELS, vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0], unit_vector(&mut rng, 16));
+        store.save_analysis(track.id, 60.0, &[fresh]).expect("re-analysed");
+    }
+    let bad = library_prediction("cnn", LABELS, vec![1.0; 6], vec![0.5; 9]);
+    store.save_analysis(tracks[1].id, 10.0, &[bad]).expect("wrong size");
+    store.remove(tracks[3].id).expect("removed");
+    let window = vec![
+        LibraryChange::Changed(tracks[0].id),
+        LibraryChange::Changed(tracks[1].id),
+        LibraryChange::Changed(tracks[2].id),
+        LibraryChange::Removed(tracks[3].id),
+    ];
+    let report = keeper::mirror(&index, &store, window).await.expect("the backend itself is fine");
+    assert_eq!((report.upserted, report.rejected, report.deleted), (2, 1, 1), "{report:?}");
+    let held = index.fingerprints().await.expect("fingerprints");
+    let library: HashMap<i64, u64> = library_points(&store).iter().map(|p| (p.track_id, p.fingerprint())).collect();
+    for track in [&tracks[0], &tracks[2]] {
+        assert_eq!(held.get(&track.id), library.get(&track.id), "track {} follows the library", track.id);
+    }
+    assert!(!held.contains_key(&tracks[3].id), "the removed track left the index");
+    assert_ne!(held.get(&tracks[1].id), library.get(&tracks[1].id), "the refused version was not written");
 }

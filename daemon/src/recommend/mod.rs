@@ -4,8 +4,6 @@
 //! stored. Queries go to the vector index ([`crate::index`]), which [`keeper`] keeps in line
 //! with the library. Variety is traded for similarity by maximal marginal relevance.
 
-pub mod keeper;
-
 use std::path::PathBuf;
 
 use crate::engine::{Engine, EngineError};

@@ -1,10 +1,14 @@
 //! Keeps the vector index in line with the library while the daemon runs.
 //!
 //! At start-up it opens the configured backend and syncs it from the library (the source of
-//! truth). Then every track a scan writes or removes is mirrored, in small batches. When the
-//! backend is unreachable (a Qdrant server down), the daemon says so once, goes on analysing
-//! into the library, retries with back-off, and syncs again when the backend is back: no
-//! change is lost, because the sync compares the whole library with the index.
+//! truth). Then every track a scan writes or removes is mirrored, in batches of whatever
+//! arrived within [`BATCH_WINDOW`]: deletions always, upserts point by point when the batch
+//! as a whole is refused, so one bad point (an embedding of the wrong size) costs only itself.
+//! The embedded index writes its snapshot every [`FLUSH_EVERY`] whether or not changes keep
+//! arriving. When the backend is unreachable (a Qdrant server down), the daemon says so once,
+//! goes on analysing into the library, retries with back-off, and syncs again when the
+//! backend is back: no change is lost, because the sync compares the whole library with the
+//! index.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -13,7 +17,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::index::{sync_from_library, IndexConfig, IndexError, IndexPoint, VectorIndex};
+use super::sync::upsert_or_skip;
+use super::{sync_from_library, IndexConfig, IndexError, IndexPoint, SyncReport, VectorIndex};
 use crate::library::{LibraryChange, Store};
 
 /// How long changes are collected before they are written as one batch.
@@ -71,7 +76,6 @@ async fn keep(
     mut changes: mpsc::UnboundedReceiver<LibraryChange>,
 ) {
     let mut retry = Duration::from_secs(1);
-    let mut last_flush = tokio::time::Instant::now();
     loop {
         // Open and sync; until that works, changes only pile up as "sync needed".
         let index = match open_and_sync(&config, &data_dir, &store).await {
@@ -89,40 +93,49 @@ async fn keep(
         keeper.set(Some(index.clone()));
 
         // Mirror changes until the backend fails; then start over with a full sync.
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush.tick().await; // the first tick is immediate
         loop {
-            let Some(first) = changes.recv().await else { return };
-            let mut batch = vec![first];
-            let deadline = tokio::time::sleep(BATCH_WINDOW);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    _ = &mut deadline => break,
-                    next = changes.recv() => match next {
-                        Some(change) => batch.push(change),
-                        None => break,
-                    },
+            let first = tokio::select! {
+                change = changes.recv() => match change {
+                    Some(change) => change,
+                    None => return,
+                },
+                _ = flush.tick() => {
+                    if let Err(error) = index.flush().await {
+                        tracing::warn!("{error}");
+                    }
+                    continue;
                 }
+            };
+            let batch = collect_batch(first, &mut changes).await;
+            if let Err(error) = mirror(index.as_ref(), &store, batch).await {
+                tracing::error!(
+                    "vector index: {error}; it is brought back in line with the library when it answers again"
+                );
+                keeper.set(None);
+                break;
             }
-            match mirror(index.as_ref(), &store, batch).await {
-                Ok(()) => {}
-                // The track's content, not the backend: that track stays out of the index.
-                Err(error @ (IndexError::Dimension { .. } | IndexError::InvalidPoint { .. })) => {
-                    tracing::warn!("not indexed: {error}");
-                }
-                Err(error) => {
-                    tracing::error!(
-                        "vector index: {error}; it is brought back in line with the library when it answers again"
-                    );
-                    keeper.set(None);
-                    break;
-                }
-            }
-            if last_flush.elapsed() >= FLUSH_EVERY {
-                last_flush = tokio::time::Instant::now();
-                if let Err(error) = index.flush().await {
-                    tracing::warn!("{error}");
-                }
-            }
+        }
+    }
+}
+
+/// `first` and whatever else arrives within [`BATCH_WINDOW`].
+async fn collect_batch(
+    first: LibraryChange,
+    changes: &mut mpsc::UnboundedReceiver<LibraryChange>,
+) -> Vec<LibraryChange> {
+    let mut batch = vec![first];
+    let deadline = tokio::time::sleep(BATCH_WINDOW);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return batch,
+            next = changes.recv() => match next {
+                Some(change) => batch.push(change),
+                None => return batch,
+            },
         }
     }
 }
@@ -138,8 +151,14 @@ async fn open_and_sync(
 }
 
 /// Write a batch of library changes to the index: each changed track as it now is in the
-/// library (a track without embeddings leaves the index), each removed one deleted.
-async fn mirror(index: &dyn VectorIndex, store: &Arc<Store>, batch: Vec<LibraryChange>) -> Result<(), IndexError> {
+/// library (a track without embeddings leaves the index), each removed one deleted. Points
+/// the index refuses for their content are logged and skipped; only an error of the backend
+/// itself is returned.
+pub(super) async fn mirror(
+    index: &dyn VectorIndex,
+    store: &Arc<Store>,
+    batch: Vec<LibraryChange>,
+) -> Result<SyncReport, IndexError> {
     let mut changed = BTreeSet::new();
     let mut removed = BTreeSet::new();
     for change in batch {
@@ -169,12 +188,14 @@ async fn mirror(index: &dyn VectorIndex, store: &Arc<Store>, batch: Vec<LibraryC
     })
     .await
     .map_err(|e| IndexError::Task(e.to_string()))??;
-    if !points.is_empty() {
-        index.upsert(points).await?;
-    }
+    let mut report = SyncReport::default();
     let deletions: Vec<i64> = removed.into_iter().chain(gone).collect();
     if !deletions.is_empty() {
+        report.deleted = deletions.len() as u64;
         index.delete(deletions).await?;
     }
-    Ok(())
+    if !points.is_empty() {
+        upsert_or_skip(index, points, &mut report).await?;
+    }
+    Ok(report)
 }

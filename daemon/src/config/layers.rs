@@ -131,7 +131,7 @@ pub(super) fn load(
     let known: BTreeSet<String> = default_entries.keys().cloned().collect();
     let defaults = defaults_layer(defaults)?;
 
-    let mut builder = Config::builder().add_source(defaults);
+    let mut builder = Config::builder().add_source(defaults.clone());
     for (path, required) in files {
         if *required && !path.is_file() {
             return Err(
@@ -150,11 +150,13 @@ pub(super) fn load(
             .collect()
             .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
         check_known(&values, &known, &origin)?;
-        builder =
-            builder.add_source(Layer { values: values.into_iter().map(|(k, v)| (k, stamp(v, &origin))).collect() });
+        let layer = Layer { values: values.into_iter().map(|(k, v)| (k, stamp(v, &origin))).collect() };
+        check_layer(&defaults, layer.clone(), &origin)?;
+        builder = builder.add_source(layer);
     }
     let env = environment_layer();
     check_known(&env.collect()?, &known, "the environment")?;
+    check_layer(&defaults, env.clone(), "the environment")?;
     let flags = flags_layer(flags);
     builder = builder.add_source(env).add_source(flags);
 
@@ -166,6 +168,14 @@ pub(super) fn load(
     }
     let settings = merged.try_deserialize::<Settings>()?;
     Ok((settings, provenance))
+}
+
+/// One layer over the defaults, read and checked by itself: a bad value in a file or the
+/// environment is an error even when a later layer overrides it (`listen = 12345` in a file
+/// would otherwise go unnoticed until the day `--listen` is dropped).
+fn check_layer(defaults: &Layer, layer: impl Source + Send + Sync + 'static, origin: &str) -> Result<(), ConfigError> {
+    let settings = Config::builder().add_source(defaults.clone()).add_source(layer).build()?.try_deserialize()?;
+    super::check_values(&settings, &|_| origin.to_string())
 }
 
 /// Every table path and leaf of the defaults, with the leaves' values as TOML would write them.

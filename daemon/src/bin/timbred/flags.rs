@@ -39,7 +39,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_parser = ["auto", "cpu", "cuda"])]
     pub(crate) execution_provider: Option<String>,
 
-    /// Log more (-v: info, -vv: debug). TIMBRE_LOG=<filter> overrides.
+    /// Log more (-v: info, which `serve` logs anyway; -vv: debug). TIMBRE_LOG=<filter> overrides,
+    /// e.g. TIMBRE_LOG=debug for HTTP/2 and TLS internals too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 

@@ -9,6 +9,10 @@ use super::{ConfigError, Settings};
 
 const DEFAULT_ORIGIN: &str = "built-in default";
 
+/// Keys whose values are secrets: recorded as `<redacted>` when set, so `timbred config` can be
+/// pasted into a bug report.
+const SECRET_KEYS: &[&str] = &["index.qdrant.api_key"];
+
 /// Settings given as command-line flags: the last and strongest layer.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
@@ -231,7 +235,11 @@ fn record(prefix: &str, table: &Map<String, Value>, out: &mut Provenance) {
             ValueKind::Table(inner) => record(&path, inner, out),
             _ => {
                 let origin = value.origin().unwrap_or(DEFAULT_ORIGIN).to_string();
-                out.entries.insert(path, (display(value), origin));
+                let mut text = display(value);
+                if SECRET_KEYS.contains(&path.as_str()) && text != "\"\"" {
+                    text = "<redacted>".into();
+                }
+                out.entries.insert(path, (text, origin));
             }
         }
     }
@@ -297,6 +305,23 @@ mod tests {
         let error = load(&Settings::default(), &[(file.clone(), true)], &Flags::default()).expect_err("bad type");
         let message = chain(&error);
         assert!(message.contains("workers.threads") && message.contains(&file.display().to_string()), "{message}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(dir.path(), "secret.toml", "[index.qdrant]\napi_key = \"s3cret-key\"\n");
+        let (settings, provenance) =
+            load(&Settings::default(), &[(file.clone(), true)], &Flags::default()).expect("loads");
+        assert_eq!(settings.index.qdrant.api_key, "s3cret-key", "the daemon still gets it");
+        let printed: Vec<String> = provenance.iter().map(|(k, v, o)| format!("{k} = {v} # {o}")).collect();
+        assert!(printed.iter().all(|line| !line.contains("s3cret")), "{printed:#?}");
+        let line = printed.iter().find(|l| l.starts_with("index.qdrant.api_key = ")).expect("listed");
+        assert!(line.contains("<redacted>") && line.contains(&file.display().to_string()), "{line}");
+
+        let (_, provenance) = load(&Settings::default(), &[], &Flags::default()).expect("loads");
+        let unset = provenance.iter().find(|(k, _, _)| *k == "index.qdrant.api_key").expect("listed");
+        assert_eq!(unset.1, "\"\"", "an empty key shows that it is empty");
     }
 
     #[test]

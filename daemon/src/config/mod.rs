@@ -49,6 +49,48 @@ pub struct ServerSettings {
     pub max_audio_seconds: f64,
     /// On shutdown, how long in-flight calls may take before the daemon exits anyway, in seconds.
     pub shutdown_grace_s: f64,
+    /// Serve gRPC reflection, through which tools such as grpcurl list and call the API.
+    pub reflection: bool,
+    /// Calls one client connection may have open at once (HTTP/2 streams); more wait.
+    pub max_concurrent_streams: u32,
+    /// Listen on an address other than loopback without bearer tokens, letting anyone who can
+    /// reach it call every RPC (flag `--insecure-listen`).
+    pub insecure_listen: bool,
+    pub tls: TlsSettings,
+    pub auth: AuthSettings,
+}
+
+/// TLS for the gRPC server: on when `cert` and `key` are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The server's certificate chain (PEM). Empty: no TLS.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// A CA certificate (PEM): when set, clients must present a certificate it signed.
+    pub client_ca: PathBuf,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.cert.as_os_str().is_empty()
+    }
+}
+
+/// Who may call the daemon.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// A file of bearer tokens, one per line, readable by the daemon's user alone (flag
+    /// `--auth-token-file`). Empty: no tokens, every call is accepted.
+    pub tokens_file: PathBuf,
+}
+
+impl AuthSettings {
+    pub fn enabled(&self) -> bool {
+        !self.tokens_file.as_os_str().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +176,11 @@ impl Default for ServerSettings {
             max_request_mib: 64,
             max_audio_seconds: 1800.0,
             shutdown_grace_s: 10.0,
+            reflection: true,
+            max_concurrent_streams: 64,
+            insecure_listen: false,
+            tls: TlsSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -256,6 +303,15 @@ impl Loaded {
                 return Err(invalid("library.roots", root, "not a directory"));
             }
         }
+        let tls = &s.server.tls;
+        if tls.enabled() != !tls.key.as_os_str().is_empty() {
+            let (key, other) = if tls.enabled() { ("server.tls.cert", "key") } else { ("server.tls.key", "cert") };
+            let value = if tls.enabled() { &tls.cert } else { &tls.key };
+            return Err(invalid(key, value, &format!("server.tls.{other} must be set too")));
+        }
+        if !tls.client_ca.as_os_str().is_empty() && !tls.enabled() {
+            return Err(invalid("server.tls.client_ca", &tls.client_ca, "needs server.tls.cert and server.tls.key"));
+        }
         let r = &s.recommend;
         for (key, value, max_key, max) in [
             ("recommend.default_limit", r.default_limit, "recommend.max_limit", r.max_limit),
@@ -297,6 +353,9 @@ fn check_values(s: &Settings, origin: &dyn Fn(&str) -> String) -> Result<(), Con
     }
     if s.server.shutdown_grace_s.is_nan() || s.server.shutdown_grace_s < 0.0 {
         return Err(invalid("server.shutdown_grace_s", &s.server.shutdown_grace_s, "must not be negative"));
+    }
+    if s.server.max_concurrent_streams == 0 {
+        return Err(invalid("server.max_concurrent_streams", &0, "must be at least 1"));
     }
     if s.workers.queue == 0 {
         return Err(invalid("workers.queue", &0, "must be at least 1"));
@@ -394,5 +453,23 @@ mod tests {
 
         let (loaded, _) = load_file("[server]\nlisten = \"127.0.0.1:1\"\n", &flags);
         assert_eq!(loaded.expect("a good value, overridden").settings.server.listen, "127.0.0.1:6000");
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key_and_streams_at_least_one() {
+        let (loaded, file) = load_file("[server.tls]\ncert = \"/etc/timbre/server.pem\"\n", &Flags::default());
+        let error = loaded.expect_err("no key");
+        assert!(error.contains("server.tls.cert") && error.contains("server.tls.key must be set too"), "{error}");
+        assert!(error.contains(&file), "{error}");
+        let (loaded, _) = load_file("[server.tls]\nclient_ca = \"/etc/timbre/ca.pem\"\n", &Flags::default());
+        assert!(loaded.expect_err("no TLS").contains("server.tls.client_ca"));
+        let (loaded, _) = load_file("[server]\nmax_concurrent_streams = 0\n", &Flags::default());
+        assert!(loaded.expect_err("zero").contains("server.max_concurrent_streams"));
+        let (loaded, _) = load_file(
+            "[server.tls]\ncert = \"/s.pem\"\nkey = \"/s.key\"\n[server.auth]\ntokens_file = \"/t\"\n",
+            &Flags::default(),
+        );
+        let settings = loaded.expect("TLS and tokens").settings;
+        assert!(settings.server.tls.enabled() && settings.server.auth.enabled());
     }
 }

@@ -270,6 +270,13 @@ fn load_settings(cli: &Cli, args: &SettingsArgs) -> anyhow::Result<timbre_daemon
     if let Some(listen) = &args.listen {
         flags.set("server.listen", "--listen", listen.as_str());
     }
+    if let Some(file) = &args.auth_token_file {
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        flags.set("server.auth.tokens_file", "--auth-token-file", file.display().to_string());
+    }
+    if args.insecure_listen {
+        flags.set("server.insecure_listen", "--insecure-listen", true);
+    }
     let roots: Vec<PathBuf> = args.roots.iter().map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())).collect();
     flags.set_paths("library.roots", "--root", &roots);
     if let Some(dir) = &args.data_dir {

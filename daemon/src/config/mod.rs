@@ -304,10 +304,10 @@ impl Loaded {
             }
         }
         let tls = &s.server.tls;
-        if tls.enabled() != !tls.key.as_os_str().is_empty() {
-            let (key, other) = if tls.enabled() { ("server.tls.cert", "key") } else { ("server.tls.key", "cert") };
-            let value = if tls.enabled() { &tls.cert } else { &tls.key };
-            return Err(invalid(key, value, &format!("server.tls.{other} must be set too")));
+        match (tls.cert.as_os_str().is_empty(), tls.key.as_os_str().is_empty()) {
+            (false, true) => return Err(invalid("server.tls.cert", &tls.cert, "server.tls.key must be set too")),
+            (true, false) => return Err(invalid("server.tls.key", &tls.key, "server.tls.cert must be set too")),
+            _ => {}
         }
         if !tls.client_ca.as_os_str().is_empty() && !tls.enabled() {
             return Err(invalid("server.tls.client_ca", &tls.client_ca, "needs server.tls.cert and server.tls.key"));

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod auth;
 mod classify;
 mod cli;
 mod client;

@@ -105,9 +105,15 @@ impl Daemon {
 
     /// `args` after `serve --listen 127.0.0.1:0`; `env` set for the process.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_on("127.0.0.1:0", args, env)
+    }
+
+    /// `args` after `serve --listen LISTEN`; `env` set for the process. The address is
+    /// `https://` when the daemon says TLS is on.
+    pub fn start_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let data = (!args.contains(&"--data-dir")).then(|| tempfile::tempdir().expect("tempdir"));
         let mut command = timbred();
-        command.args(["serve", "--listen", "127.0.0.1:0"]).args(args).stderr(Stdio::piped());
+        command.args(["serve", "--listen", listen]).args(args).stderr(Stdio::piped());
         if let Some(data) = &data {
             command.arg("--data-dir").arg(data.path());
         }
@@ -122,7 +128,8 @@ impl Daemon {
             };
             log.lock().expect("log").push_str(&format!("{line}\n"));
             if let Some(rest) = line.strip_prefix("timbred: serving timbre.v1 on ") {
-                break format!("http://{}", rest.split_whitespace().next().expect("address"));
+                let scheme = if rest.contains("TLS on") { "https" } else { "http" };
+                break format!("{scheme}://{}", rest.split_whitespace().next().expect("address"));
             }
         };
         // Keep draining stderr so the daemon never blocks on a full pipe.

@@ -1,7 +1,8 @@
 //! `timbred serve`: the daemon's life, from start-up to a clean stop.
 //!
-//! Start: bind (so a taken port fails before anything slow), load plugins and models,
-//! open the library, serve, then catch up with the library and follow it.
+//! Start: read the certificates and tokens and refuse to serve a network openly, bind (so a
+//! taken port fails before anything slow), load plugins and models, open the library, serve,
+//! then catch up with the library and follow it.
 //! Stop (SIGINT/SIGTERM): stop accepting calls, let calls and analyses in flight finish
 //! within the grace period, store their results, checkpoint the database.
 
@@ -10,11 +11,14 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::engine::{Engine, EngineError};
+use crate::grpc::{Security, SecurityError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("gRPC server: {0}")]
@@ -26,6 +30,7 @@ pub enum ServeError {
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
     let mut signals = ShutdownSignals::install()?;
+    let security = Security::load(&settings.server, settings.listen_addr())?;
     // Before binding: a second daemon on the same library is told so, not "address in use".
     let _lock = crate::library::lock::DataDirLock::acquire(&settings.library.data_dir)?;
     let listener = crate::grpc::bind(settings.listen_addr()).await?;
@@ -39,13 +44,14 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let roots: Vec<String> = engine.scanner().roots().iter().map(|r| r.display().to_string()).collect();
     // Tests and supervisors read this line to learn the port when the address ends in :0.
     eprintln!(
-        "timbred: serving timbre.v1 on {local} (plugins: {plugins}; models: {}; library: {})",
+        "timbred: serving timbre.v1 on {local} ({}; plugins: {plugins}; models: {}; library: {})",
+        security.describe(),
         engine.model_names().join(", "),
         if roots.is_empty() { "no roots".to_string() } else { roots.join(", ") }
     );
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, async {
+    let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, security, async {
         let _ = stopped.await;
     }));
     tokio::select! {

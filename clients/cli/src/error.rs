@@ -33,6 +33,18 @@ pub enum Error {
     /// No connection to the daemon, or it went away.
     #[error("cannot reach timbred at {addr}: {reason} (is it running? start it with `timbred serve`)")]
     Unreachable { addr: String, reason: String },
+    /// The TLS handshake failed on the daemon's certificate.
+    #[error(
+        "cannot trust timbred at {addr}: {reason} (give the CA certificate that signed the daemon's certificate \
+         with --ca-cert FILE)"
+    )]
+    Untrusted { addr: String, reason: String },
+    /// The daemon wants a bearer token, or not the one given.
+    #[error(
+        "timbred at {addr} refused the call: {reason} (pass a token it accepts with --token TOKEN or the \
+         TIMBRE_TOKEN environment variable)"
+    )]
+    Unauthenticated { addr: String, reason: String },
     /// The daemon answered with an error.
     #[error("{}", status_line(.0))]
     Status(Box<tonic::Status>),
@@ -64,9 +76,10 @@ impl Error {
     pub fn exit_status(&self) -> u8 {
         match self {
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-            Error::Status(status) if status.code() != Code::Unavailable => 1,
+            Error::Status(status) if !ends_the_command(status.code()) => 1,
             Error::Incomplete(_) | Error::Input(_) => 1,
             Error::Status(_) | Error::InvalidAddr { .. } | Error::Unreachable { .. } => 2,
+            Error::Unauthenticated { .. } | Error::Untrusted { .. } => 2,
             Error::Output(_) | Error::Local(_) => 2,
         }
     }
@@ -78,8 +91,9 @@ impl Error {
 
     /// Names the daemon's address when the daemon went away mid-call (UNAVAILABLE made by
     /// the client's transport, which keeps the cause as the status's source), so that case
-    /// reads like a refused connection. An UNAVAILABLE the daemon sent itself (its vector
-    /// index is down, it is shutting down) says what the daemon said.
+    /// reads like a refused connection, and when it wants a token (UNAUTHENTICATED), with how
+    /// to give one. An UNAVAILABLE the daemon sent itself (its vector index is down, it is
+    /// shutting down) says what the daemon said.
     pub fn with_addr(self, addr: &str) -> Error {
         match self {
             Error::Status(status)
@@ -87,9 +101,18 @@ impl Error {
             {
                 Error::Unreachable { addr: addr.to_string(), reason: status_line(&status) }
             }
+            Error::Status(status) if status.code() == Code::Unauthenticated => {
+                Error::Unauthenticated { addr: addr.to_string(), reason: status_line(&status) }
+            }
             other => other,
         }
     }
+}
+
+/// Whether a status means every further call would fail the same way (the daemon went away,
+/// or refuses the token), so a command that goes on past failed items stops instead.
+pub fn ends_the_command(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::Unauthenticated)
 }
 
 /// `CODE: message`, for example `NOT_FOUND: no track with id 7`.
@@ -189,6 +212,17 @@ mod tests {
         assert_eq!(said.to_string(), "UNAVAILABLE: the vector index is unavailable");
         // Other statuses are left alone.
         assert!(matches!(Error::from(tonic::Status::internal("x")).with_addr("a"), Error::Status(_)));
+    }
+
+    #[test]
+    fn a_refused_token_says_how_to_give_one() {
+        let status = tonic::Status::unauthenticated("this daemon requires a bearer token");
+        let error = Error::from(status).with_addr("https://h:1");
+        let text = error.to_string();
+        assert!(text.starts_with("timbred at https://h:1 refused the call: UNAUTHENTICATED: this daemon"), "{text}");
+        assert!(text.contains("--token") && text.contains("TIMBRE_TOKEN"), "{text}");
+        assert_eq!(error.exit_status(), 2);
+        assert!(ends_the_command(Code::Unauthenticated) && !ends_the_command(Code::NotFound));
     }
 
     #[test]

@@ -13,14 +13,15 @@ pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
 
 const EXIT_STATUS: &str = "\
 Exit status: 0 on success; 1 when the daemon refused a request or some input failed (each
-failure is named on stderr); 2 when timbred cannot be reached or the command line is wrong;
-130 when a scan is interrupted. Output to a closed pipe (`timbre tracks | head`) counts as
+failure is named on stderr); 2 when timbred cannot be reached, refuses the token, or the
+command line is wrong; 130 when a scan is interrupted. Output to a closed pipe (`timbre tracks | head`) counts as
 success.
 
 Examples:
   timbre health
   timbre classify song.flac
   timbre --addr http://music-box:50051 tracks --label jazz
+  TIMBRE_TOKEN=$(cat token) timbre --addr https://music-box:50051 --ca-cert ca.pem tracks
   timbre --json track 42 | jq .predictions
   timbre recommend 42 song.flac --negative 17
   timbre --json playlist --seed 42 -n 30 | jq -r .track.path > mix.m3u";
@@ -32,7 +33,8 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "timbre", version, max_term_width = 100, after_help = EXIT_STATUS)]
 pub struct Cli {
-    /// Address of the daemon, as a URL (`http://host:port`); a bare `host:port` means http.
+    /// Address of the daemon, as a URL: `http://host:port`, or `https://host:port` for a daemon
+    /// with TLS; a bare `host:port` means http.
     #[arg(
         long,
         global = true,
@@ -42,6 +44,21 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub addr: String,
+    /// Bearer token for a daemon that asks for one (its server.auth.tokens_file), sent with
+    /// every call. TIMBRE_TOKEN is better: a flag's value shows in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "TIMBRE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "Global options"
+    )]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// --addr, such as the one that signed the
+    /// daemon's certificate [default: the system's trusted roots].
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Global options")]
+    pub ca_cert: Option<PathBuf>,
     /// Print JSON instead of text: one object per line, with the field names of the proto
     /// messages and enums by their proto names (for example "ANALYSIS_STATE_ANALYSED").
     #[arg(long, global = true, help_heading = "Global options")]
@@ -430,6 +447,22 @@ mod tests {
         assert!(cli.json);
         assert_eq!(cli.addr, "http://h:1");
         assert!(matches!(cli.command, Command::Plugins));
+    }
+
+    #[test]
+    fn token_and_ca_cert_are_global() {
+        let cli = parse(&["timbre", "tracks", "--token", "s3cret", "--ca-cert", "ca.pem"]);
+        assert_eq!(cli.token.as_deref(), Some("s3cret"));
+        assert_eq!(cli.ca_cert, Some(PathBuf::from("ca.pem")));
+        let cli = parse(&["timbre", "--ca-cert", "/etc/timbre/ca.pem", "health"]);
+        assert_eq!(cli.ca_cert, Some(PathBuf::from("/etc/timbre/ca.pem")));
+        // TIMBRE_TOKEN may be set where the tests run; only check the default when it is not.
+        if std::env::var_os("TIMBRE_TOKEN").is_none() {
+            assert_eq!(cli.token, None);
+        }
+        // The token from the environment is never shown by --help.
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("TIMBRE_TOKEN") && help.contains("--ca-cert"), "{help}");
     }
 
     #[test]

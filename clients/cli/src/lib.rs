@@ -32,7 +32,8 @@ pub struct Io<'a> {
 /// Connects to the daemon and runs the command.
 pub async fn run(cli: Cli, io: Io<'_>) -> Result<Outcome, Error> {
     let addr = client::normalize_addr(&cli.addr);
-    let channel = client::connect(&addr).await?;
+    let token = client::BearerToken::new(cli.token.as_deref())?;
+    let channel = client::connect(&addr, token, cli.ca_cert.as_deref()).await?;
     let mut ctx = commands::Ctx {
         addr: addr.clone(),
         channel,

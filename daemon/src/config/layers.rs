@@ -9,6 +9,10 @@ use super::{ConfigError, Settings};
 
 const DEFAULT_ORIGIN: &str = "built-in default";
 
+/// Keys whose values are secrets: recorded as `<redacted>` when set, so `timbred config` can be
+/// pasted into a bug report.
+const SECRET_KEYS: &[&str] = &["index.qdrant.api_key"];
+
 /// Settings given as command-line flags: the last and strongest layer.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
@@ -131,7 +135,7 @@ pub(super) fn load(
     let known: BTreeSet<String> = default_entries.keys().cloned().collect();
     let defaults = defaults_layer(defaults)?;
 
-    let mut builder = Config::builder().add_source(defaults);
+    let mut builder = Config::builder().add_source(defaults.clone());
     for (path, required) in files {
         if *required && !path.is_file() {
             return Err(
@@ -150,11 +154,13 @@ pub(super) fn load(
             .collect()
             .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
         check_known(&values, &known, &origin)?;
-        builder =
-            builder.add_source(Layer { values: values.into_iter().map(|(k, v)| (k, stamp(v, &origin))).collect() });
+        let layer = Layer { values: values.into_iter().map(|(k, v)| (k, stamp(v, &origin))).collect() };
+        check_layer(&defaults, layer.clone(), &origin)?;
+        builder = builder.add_source(layer);
     }
     let env = environment_layer();
     check_known(&env.collect()?, &known, "the environment")?;
+    check_layer(&defaults, env.clone(), "the environment")?;
     let flags = flags_layer(flags);
     builder = builder.add_source(env).add_source(flags);
 
@@ -166,6 +172,14 @@ pub(super) fn load(
     }
     let settings = merged.try_deserialize::<Settings>()?;
     Ok((settings, provenance))
+}
+
+/// One layer over the defaults, read and checked by itself: a bad value in a file or the
+/// environment is an error even when a later layer overrides it (`listen = 12345` in a file
+/// would otherwise go unnoticed until the day `--listen` is dropped).
+fn check_layer(defaults: &Layer, layer: impl Source + Send + Sync + 'static, origin: &str) -> Result<(), ConfigError> {
+    let settings = Config::builder().add_source(defaults.clone()).add_source(layer).build()?.try_deserialize()?;
+    super::check_values(&settings, &|_| origin.to_string())
 }
 
 /// Every table path and leaf of the defaults, with the leaves' values as TOML would write them.
@@ -221,7 +235,11 @@ fn record(prefix: &str, table: &Map<String, Value>, out: &mut Provenance) {
             ValueKind::Table(inner) => record(&path, inner, out),
             _ => {
                 let origin = value.origin().unwrap_or(DEFAULT_ORIGIN).to_string();
-                out.entries.insert(path, (display(value), origin));
+                let mut text = display(value);
+                if SECRET_KEYS.contains(&path.as_str()) && text != "\"\"" {
+                    text = "<redacted>".into();
+                }
+                out.entries.insert(path, (text, origin));
             }
         }
     }
@@ -287,6 +305,23 @@ mod tests {
         let error = load(&Settings::default(), &[(file.clone(), true)], &Flags::default()).expect_err("bad type");
         let message = chain(&error);
         assert!(message.contains("workers.threads") && message.contains(&file.display().to_string()), "{message}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(dir.path(), "secret.toml", "[index.qdrant]\napi_key = \"s3cret-key\"\n");
+        let (settings, provenance) =
+            load(&Settings::default(), &[(file.clone(), true)], &Flags::default()).expect("loads");
+        assert_eq!(settings.index.qdrant.api_key, "s3cret-key", "the daemon still gets it");
+        let printed: Vec<String> = provenance.iter().map(|(k, v, o)| format!("{k} = {v} # {o}")).collect();
+        assert!(printed.iter().all(|line| !line.contains("s3cret")), "{printed:#?}");
+        let line = printed.iter().find(|l| l.starts_with("index.qdrant.api_key = ")).expect("listed");
+        assert!(line.contains("<redacted>") && line.contains(&file.display().to_string()), "{line}");
+
+        let (_, provenance) = load(&Settings::default(), &[], &Flags::default()).expect("loads");
+        let unset = provenance.iter().find(|(k, _, _)| *k == "index.qdrant.api_key").expect("listed");
+        assert_eq!(unset.1, "\"\"", "an empty key shows that it is empty");
     }
 
     #[test]

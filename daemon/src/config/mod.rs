@@ -49,6 +49,48 @@ pub struct ServerSettings {
     pub max_audio_seconds: f64,
     /// On shutdown, how long in-flight calls may take before the daemon exits anyway, in seconds.
     pub shutdown_grace_s: f64,
+    /// Serve gRPC reflection, through which tools such as grpcurl list and call the API.
+    pub reflection: bool,
+    /// Calls one client connection may have open at once (HTTP/2 streams); more wait.
+    pub max_concurrent_streams: u32,
+    /// Listen on an address other than loopback without bearer tokens, letting anyone who can
+    /// reach it call every RPC (flag `--insecure-listen`).
+    pub insecure_listen: bool,
+    pub tls: TlsSettings,
+    pub auth: AuthSettings,
+}
+
+/// TLS for the gRPC server: on when `cert` and `key` are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The server's certificate chain (PEM). Empty: no TLS.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// A CA certificate (PEM): when set, clients must present a certificate it signed.
+    pub client_ca: PathBuf,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.cert.as_os_str().is_empty()
+    }
+}
+
+/// Who may call the daemon.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// A file of bearer tokens, one per line, readable by the daemon's user alone (flag
+    /// `--auth-token-file`). Empty: no tokens, every call is accepted.
+    pub tokens_file: PathBuf,
+}
+
+impl AuthSettings {
+    pub fn enabled(&self) -> bool {
+        !self.tokens_file.as_os_str().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +176,11 @@ impl Default for ServerSettings {
             max_request_mib: 64,
             max_audio_seconds: 1800.0,
             shutdown_grace_s: 10.0,
+            reflection: true,
+            max_concurrent_streams: 64,
+            insecure_listen: false,
+            tls: TlsSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -248,63 +295,32 @@ impl Loaded {
     /// Checks a type alone cannot make; each error names the key and the layer that set it.
     fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.settings;
-        let invalid = |key: &str, value: &dyn std::fmt::Debug, reason: &str| ConfigError::Invalid {
-            key: key.into(),
-            value: format!("{value:?}"),
-            origin: self.provenance.origin(key),
-            reason: reason.into(),
-        };
-        if s.server.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid("server.listen", &s.server.listen, "expected an address like 127.0.0.1:50051"));
-        }
-        if s.server.max_request_mib == 0 {
-            return Err(invalid("server.max_request_mib", &0, "must be at least 1"));
-        }
-        // Written so that NaN fails too.
-        if s.server.max_audio_seconds.is_nan() || s.server.max_audio_seconds <= 0.0 {
-            return Err(invalid("server.max_audio_seconds", &s.server.max_audio_seconds, "must be positive"));
-        }
-        if s.server.shutdown_grace_s.is_nan() || s.server.shutdown_grace_s < 0.0 {
-            return Err(invalid("server.shutdown_grace_s", &s.server.shutdown_grace_s, "must not be negative"));
-        }
-        if s.workers.queue == 0 {
-            return Err(invalid("workers.queue", &0, "must be at least 1"));
-        }
-        if !["auto", "cpu", "cuda"].contains(&s.models.execution_provider.as_str()) {
-            return Err(invalid(
-                "models.execution_provider",
-                &s.models.execution_provider,
-                "expected auto, cpu or cuda",
-            ));
-        }
+        let origin = |key: &str| self.provenance.origin(key);
+        check_values(s, &origin)?;
+        let invalid = |key: &str, value: &dyn std::fmt::Debug, reason: &str| invalid(key, value, origin(key), reason);
         for root in &s.library.roots {
-            if !root.is_absolute() {
-                return Err(invalid("library.roots", root, "library roots must be absolute paths"));
-            }
             if !root.is_dir() {
                 return Err(invalid("library.roots", root, "not a directory"));
             }
         }
-        if !s.library.data_dir.is_absolute() {
-            return Err(invalid("library.data_dir", &s.library.data_dir, "must be an absolute path"));
+        let tls = &s.server.tls;
+        match (tls.cert.as_os_str().is_empty(), tls.key.as_os_str().is_empty()) {
+            (false, true) => return Err(invalid("server.tls.cert", &tls.cert, "server.tls.key must be set too")),
+            (true, false) => return Err(invalid("server.tls.key", &tls.key, "server.tls.cert must be set too")),
+            _ => {}
         }
-        s.index.validate().map_err(|e| ConfigError::Invalid {
-            key: "index".into(),
-            value: format!("{:?}", s.index.backend),
-            origin: self.provenance.origin("index.backend"),
-            reason: e.to_string(),
-        })?;
+        if !tls.client_ca.as_os_str().is_empty() && !tls.enabled() {
+            return Err(invalid("server.tls.client_ca", &tls.client_ca, "needs server.tls.cert and server.tls.key"));
+        }
         let r = &s.recommend;
-        if r.default_limit == 0
-            || r.max_limit < r.default_limit
-            || r.default_length == 0
-            || r.max_length < r.default_length
-        {
-            return Err(invalid(
-                "recommend",
-                r,
-                "limits and lengths must be at least 1, with the default at most the maximum",
-            ));
+        for (key, value, max_key, max) in [
+            ("recommend.default_limit", r.default_limit, "recommend.max_limit", r.max_limit),
+            ("recommend.default_length", r.default_length, "recommend.max_length", r.max_length),
+        ] {
+            if value > max {
+                let reason = format!("more than {max_key} = {max} (from {})", origin(max_key));
+                return Err(invalid(key, &value, &reason));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for source in &s.live {
@@ -314,6 +330,65 @@ impl Loaded {
         }
         Ok(())
     }
+}
+
+fn invalid(key: &str, value: &dyn std::fmt::Debug, origin: String, reason: &str) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), value: format!("{value:?}"), origin, reason: reason.into() }
+}
+
+/// The checks of one key's value alone, without I/O: run on the merged settings and on each
+/// file and the environment by itself, so a bad value is an error even where a later layer
+/// overrides it. `origin` names the layer that set a key.
+fn check_values(s: &Settings, origin: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let invalid = |key: &str, value: &dyn std::fmt::Debug, reason: &str| invalid(key, value, origin(key), reason);
+    if s.server.listen.parse::<SocketAddr>().is_err() {
+        return Err(invalid("server.listen", &s.server.listen, "expected an address like 127.0.0.1:50051"));
+    }
+    if s.server.max_request_mib == 0 {
+        return Err(invalid("server.max_request_mib", &0, "must be at least 1"));
+    }
+    // Written so that NaN fails too.
+    if s.server.max_audio_seconds.is_nan() || s.server.max_audio_seconds <= 0.0 {
+        return Err(invalid("server.max_audio_seconds", &s.server.max_audio_seconds, "must be positive"));
+    }
+    if s.server.shutdown_grace_s.is_nan() || s.server.shutdown_grace_s < 0.0 {
+        return Err(invalid("server.shutdown_grace_s", &s.server.shutdown_grace_s, "must not be negative"));
+    }
+    if s.server.max_concurrent_streams == 0 {
+        return Err(invalid("server.max_concurrent_streams", &0, "must be at least 1"));
+    }
+    if s.workers.queue == 0 {
+        return Err(invalid("workers.queue", &0, "must be at least 1"));
+    }
+    if !["auto", "cpu", "cuda"].contains(&s.models.execution_provider.as_str()) {
+        return Err(invalid("models.execution_provider", &s.models.execution_provider, "expected auto, cpu or cuda"));
+    }
+    for root in &s.library.roots {
+        if !root.is_absolute() {
+            return Err(invalid("library.roots", root, "library roots must be absolute paths"));
+        }
+    }
+    if !s.library.data_dir.is_absolute() {
+        return Err(invalid("library.data_dir", &s.library.data_dir, "must be an absolute path"));
+    }
+    s.index.validate().map_err(|e| ConfigError::Invalid {
+        key: "index".into(),
+        value: format!("{:?}", s.index.backend),
+        origin: origin("index.backend"),
+        reason: e.to_string(),
+    })?;
+    let r = &s.recommend;
+    for (key, value) in [
+        ("recommend.default_limit", r.default_limit),
+        ("recommend.max_limit", r.max_limit),
+        ("recommend.default_length", r.default_length),
+        ("recommend.max_length", r.max_length),
+    ] {
+        if value == 0 {
+            return Err(invalid(key, &value, "must be at least 1"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -334,5 +409,67 @@ mod tests {
         assert_eq!(settings.live.len(), 2);
         assert_eq!(settings.workers.queue, 32);
         assert_eq!(provenance.origin("library.roots"), file.display().to_string());
+    }
+
+    /// `text` as the `--config` file, with `flags` over it: the loaded settings or the error
+    /// as `timbred` prints it, and the file's name.
+    fn load_file(text: &str, flags: &Flags) -> (Result<Loaded, String>, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("timbre.toml");
+        std::fs::write(&file, text).expect("write");
+        let loaded =
+            layers::load(&Settings::default(), &[(file.clone(), true)], flags).and_then(|(settings, provenance)| {
+                let loaded = Loaded { settings, provenance };
+                loaded.validate().map(|()| loaded)
+            });
+        (loaded.map_err(|e| format!("{:#}", anyhow::Error::from(e))), file.display().to_string())
+    }
+
+    #[test]
+    fn a_bad_recommend_value_names_its_key_and_file() {
+        let (loaded, file) = load_file("[recommend]\ndefault_limit = 300\n", &Flags::default());
+        let error = loaded.expect_err("default above the maximum");
+        assert!(error.contains("recommend.default_limit = 300") && error.contains(&file), "{error}");
+        assert!(error.contains("recommend.max_limit = 200 (from built-in default)"), "{error}");
+        assert!(!error.contains("RecommendSettings"), "no debug struct: {error}");
+
+        let (loaded, file) = load_file("[recommend]\nmax_length = 0\n", &Flags::default());
+        let error = loaded.expect_err("zero");
+        assert!(error.contains("recommend.max_length = 0") && error.contains(&file), "{error}");
+    }
+
+    #[test]
+    fn a_bad_value_in_a_file_is_an_error_even_when_a_flag_overrides_it() {
+        let mut flags = Flags::default();
+        flags.set("server.listen", "--listen", "127.0.0.1:6000");
+        let (loaded, file) = load_file("[server]\nlisten = 12345\n", &flags);
+        let error = loaded.expect_err("not an address");
+        assert!(error.contains("server.listen") && error.contains(&file), "{error}");
+
+        let (loaded, file) =
+            load_file("[workers]\nthreads = \"many\"\n", flags.set("workers.threads", "--workers", 2_i64));
+        let error = loaded.expect_err("not a number");
+        assert!(error.contains("workers.threads") && error.contains(&file), "{error}");
+
+        let (loaded, _) = load_file("[server]\nlisten = \"127.0.0.1:1\"\n", &flags);
+        assert_eq!(loaded.expect("a good value, overridden").settings.server.listen, "127.0.0.1:6000");
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key_and_streams_at_least_one() {
+        let (loaded, file) = load_file("[server.tls]\ncert = \"/etc/timbre/server.pem\"\n", &Flags::default());
+        let error = loaded.expect_err("no key");
+        assert!(error.contains("server.tls.cert") && error.contains("server.tls.key must be set too"), "{error}");
+        assert!(error.contains(&file), "{error}");
+        let (loaded, _) = load_file("[server.tls]\nclient_ca = \"/etc/timbre/ca.pem\"\n", &Flags::default());
+        assert!(loaded.expect_err("no TLS").contains("server.tls.client_ca"));
+        let (loaded, _) = load_file("[server]\nmax_concurrent_streams = 0\n", &Flags::default());
+        assert!(loaded.expect_err("zero").contains("server.max_concurrent_streams"));
+        let (loaded, _) = load_file(
+            "[server.tls]\ncert = \"/s.pem\"\nkey = \"/s.key\"\n[server.auth]\ntokens_file = \"/t\"\n",
+            &Flags::default(),
+        );
+        let settings = loaded.expect("TLS and tokens").settings;
+        assert!(settings.server.tls.enabled() && settings.server.auth.enabled());
     }
 }

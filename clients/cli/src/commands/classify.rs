@@ -9,7 +9,7 @@ use tonic::Code;
 
 use super::{absolute_path, Ctx};
 use crate::client;
-use crate::error::{status_message, Error, Outcome};
+use crate::error::{ends_the_command, status_message, Error, Outcome};
 use crate::flags::ClassifyArgs;
 use crate::{json, text};
 
@@ -32,8 +32,9 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &ClassifyArgs) -> Result<Outcome, Erro
         };
         let mut response = match client.classify(request).await {
             Ok(response) => response.into_inner(),
-            // The daemon is gone, or does not serve Classify: every file would fail the same way.
-            Err(status) if matches!(status.code(), Code::Unavailable | Code::Unimplemented) => {
+            // The daemon is gone, refuses the token, or does not serve Classify: every file
+            // would fail the same way.
+            Err(status) if ends_the_command(status.code()) || status.code() == Code::Unimplemented => {
                 return Err(status.into())
             }
             Err(status) => {

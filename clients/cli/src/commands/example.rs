@@ -6,14 +6,12 @@ use std::future::Future;
 use std::path::Path;
 
 use timbre_proto::v1 as pb;
-use timbre_proto::v1::timbre_client::TimbreClient;
 use timbre_proto::v1::track_ref::Track as Which;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::absolute_path;
 use super::classify::MAX_UPLOAD_BYTES;
-use crate::error::{status_line, Error};
+use crate::error::{ends_the_command, status_line, Error};
 use crate::flags::TrackTarget;
 
 /// The `TrackRef` for `target`, asking `get_track` (the `GetTrack` RPC, by path) whether the
@@ -22,8 +20,8 @@ use crate::flags::TrackTarget;
 ///
 /// A path is looked up as typed, made absolute, and then with its symlinks resolved (the
 /// daemon stores library paths that way). When the library knows neither and the file is here,
-/// its bytes are sent. A daemon that went away stays [`Error::Status`] UNAVAILABLE (so it reads
-/// as unreachable); any other answer is an [`Error::Input`] that names the argument.
+/// its bytes are sent. A daemon that went away or refuses the token stays [`Error::Status`]
+/// (UNAVAILABLE or UNAUTHENTICATED, so it reads as such); any other answer is an [`Error::Input`] that names the argument.
 pub async fn resolve<F, Fut>(target: &TrackTarget, shown: &str, mut get_track: F) -> Result<pb::TrackRef, Error>
 where
     F: FnMut(String) -> Fut,
@@ -37,7 +35,7 @@ where
         match get_track(candidate.clone()).await {
             Ok(_) => return Ok(track_ref(Which::Path(candidate))),
             Err(status) if status.code() == Code::NotFound => continue,
-            Err(status) if status.code() == Code::Unavailable => return Err(status.into()),
+            Err(status) if ends_the_command(status.code()) => return Err(status.into()),
             Err(status) => return Err(Error::Input(format!("{shown}: {}", status_line(&status)))),
         }
     }
@@ -46,7 +44,7 @@ where
 
 /// [`resolve`] with the daemon's `GetTrack`.
 pub async fn resolve_with(
-    client: &TimbreClient<Channel>,
+    client: &crate::client::Client,
     target: &TrackTarget,
     shown: &str,
 ) -> Result<pb::TrackRef, Error> {

@@ -15,8 +15,6 @@ mod tracks;
 use std::io::Write;
 use std::path::Path;
 
-use tonic::transport::Channel;
-
 use crate::error::{Error, Outcome};
 use crate::flags::Command;
 
@@ -28,7 +26,7 @@ pub use recommend::{recommend_filter, recommend_request};
 pub struct Ctx<'a> {
     /// The daemon's address, as connected to.
     pub addr: String,
-    pub channel: Channel,
+    pub channel: crate::client::Connection,
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
     /// `--json`.

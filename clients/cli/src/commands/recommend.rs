@@ -2,8 +2,6 @@
 //! ones), best first.
 
 use timbre_proto::v1 as pb;
-use timbre_proto::v1::timbre_client::TimbreClient;
-use tonic::transport::Channel;
 
 use super::example::resolve_with;
 use super::Ctx;
@@ -29,7 +27,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &RecommendArgs) -> Result<Outcome, Err
 
 /// Every target in order, each named in errors as `{flag}{as typed}`.
 async fn resolve_all(
-    client: &TimbreClient<Channel>,
+    client: &crate::client::Client,
     targets: &[TrackTarget],
     flag: &str,
 ) -> Result<Vec<pb::TrackRef>, Error> {

@@ -39,7 +39,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_parser = ["auto", "cpu", "cuda"])]
     pub(crate) execution_provider: Option<String>,
 
-    /// Log more (-v: info, -vv: debug). TIMBRE_LOG=<filter> overrides.
+    /// Log more (-v: info, which `serve` logs anyway; -vv: debug). TIMBRE_LOG=<filter> overrides,
+    /// e.g. TIMBRE_LOG=debug for HTTP/2 and TLS internals too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 
@@ -229,9 +230,19 @@ pub(crate) struct SettingsArgs {
     /// Read this configuration file too (after the system and user files).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:50051]. Loopback unless you mean to serve a network.
+    /// Address to listen on [default: 127.0.0.1:50051]. Loopback unless you mean to serve a
+    /// network; any other address needs --auth-token-file (and, better, TLS: server.tls.cert
+    /// and server.tls.key) or --insecure-listen.
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Option<String>,
+    /// Accept only calls that carry one of the bearer tokens in FILE (one per line; the file
+    /// must not be readable by group or others). Health checks need no token.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without bearer tokens: anyone who can reach it can
+    /// call every RPC. Only for a network where every host is trusted.
+    #[arg(long)]
+    pub(crate) insecure_listen: bool,
     /// A library folder (repeatable): its audio files are analysed, and it is watched.
     /// Only files under library roots are ever read.
     #[arg(long = "root", value_name = "DIR")]

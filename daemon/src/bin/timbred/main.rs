@@ -19,9 +19,10 @@ use print::{print_analysis, print_eval, print_failures, print_neighbours, print_
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A daemon's log says what it loaded (models, execution provider); commands stay quiet.
     let daemon = matches!(cli.command, Command::Serve { .. });
-    init_logging(cli.verbose + u8::from(daemon));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIMBRE_LOG")
+        .unwrap_or_else(|_| log_filter(cli.verbose, daemon).into());
+    timbre_daemon::logging::init(filter);
     match run(cli) {
         Ok(all_ok) => {
             if all_ok {
@@ -37,23 +38,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    // symphonia logs its own view of a bad file at error level; timbre's error already names
-    // the file and the cause, so its crates are quiet unless asked for with -vv or TIMBRE_LOG.
-    let quiet = if verbose >= 2 {
-        ""
-    } else {
-        ",symphonia_core=off,symphonia_bundle_mp3=off,symphonia_bundle_flac=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_codec_aac=off,symphonia_codec_vorbis=off,symphonia_codec_alac=off,symphonia_codec_pcm=off"
-    };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("TIMBRE_LOG").unwrap_or_else(|_| format!("{level}{quiet}").into());
-    timbre_daemon::logging::init(filter);
+/// The log filter for `-v` given `verbose` times: warnings only, -v info, -vv debug. A daemon
+/// says what it loaded (models, execution provider) at info without being asked; commands
+/// stay quiet.
+fn log_filter(verbose: u8, daemon: bool) -> String {
+    let verbose = if daemon { verbose.max(1) } else { verbose };
+    match verbose {
+        0 => format!("warn{QUIET_DECODERS}"),
+        1 => format!("info{QUIET_DECODERS}"),
+        // HTTP/2 and TLS log every frame and record at debug: that is a TIMBRE_LOG=debug job.
+        _ => "debug,h2=info,hyper=info,hyper_util=info,tower=info,rustls=info,tokio_rustls=info".into(),
+    }
 }
+
+/// symphonia logs its own view of a bad file at error level; timbre's error already names the
+/// file and the cause, so its crates are quiet unless asked for with -vv or TIMBRE_LOG.
+const QUIET_DECODERS: &str = ",symphonia_core=off,symphonia_bundle_mp3=off,symphonia_bundle_flac=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_codec_aac=off,symphonia_codec_vorbis=off,symphonia_codec_alac=off,symphonia_codec_pcm=off";
 
 /// Returns whether every input succeeded.
 fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -265,6 +265,13 @@ fn load_settings(cli: &Cli, args: &SettingsArgs) -> anyhow::Result<timbre_daemon
     if let Some(listen) = &args.listen {
         flags.set("server.listen", "--listen", listen.as_str());
     }
+    if let Some(file) = &args.auth_token_file {
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        flags.set("server.auth.tokens_file", "--auth-token-file", file.display().to_string());
+    }
+    if args.insecure_listen {
+        flags.set("server.insecure_listen", "--insecure-listen", true);
+    }
     let roots: Vec<PathBuf> = args.roots.iter().map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())).collect();
     flags.set_paths("library.roots", "--root", &roots);
     if let Some(dir) = &args.data_dir {
@@ -298,4 +305,25 @@ fn model_catalog(registry: &PluginRegistry, options: &ModelOptions) -> ModelCata
         eprintln!("warning: model {} not loaded: {reason}", dir.display());
     }
     catalog
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `-v` is info, as `--help` says, for the daemon too; debug needs -vv, and even then the
+    /// HTTP/2 frames stay out of the log.
+    #[test]
+    fn verbosity_matches_the_help() {
+        for daemon in [false, true] {
+            assert!(log_filter(1, daemon).starts_with("info,"), "{}", log_filter(1, daemon));
+            assert!(log_filter(2, daemon).starts_with("debug,"), "{}", log_filter(2, daemon));
+            assert!(log_filter(2, daemon).contains("h2=info"), "{}", log_filter(2, daemon));
+        }
+        assert!(log_filter(0, false).starts_with("warn,"));
+        assert!(log_filter(0, true).starts_with("info,"), "the daemon logs at info unasked");
+        for verbose in 0..4 {
+            tracing_subscriber::EnvFilter::try_new(log_filter(verbose, true)).expect("a valid filter");
+        }
+    }
 }

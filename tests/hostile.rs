@@ -138,6 +138,13 @@ fn nan_infinite_and_huge_samples_and_a_zero_rate_header_are_invalid_argument_not
         assert_refused(&status, &["zero.wav", "sample rate 0 Hz"], "0 Hz WAV");
         let ok = client.classify(pcm(tone(66_150), 22_050)).await.expect("still serving").into_inner();
         assert_eq!(ok.predictions.len(), 4);
+        // 100 samples at 192 kHz once came out of the resampler as nothing: zero segments, and
+        // an OK answer with every label at 0. Short audio is padded to one segment instead.
+        let short = client.classify(pcm(tone(100), 192_000)).await.expect("short audio").into_inner();
+        for prediction in &short.predictions {
+            let total: f32 = prediction.labels.iter().map(|l| l.probability).sum();
+            assert!(total > 0.99, "{}: probabilities sum to {total}", prediction.model);
+        }
     });
     let log = daemon.log();
     assert!(!log.contains("panicked"), "nothing panicked:\n{log}");
@@ -200,12 +207,14 @@ fn a_normal_classify_is_answered_while_abandoned_long_uploads_are_cancelled() {
     // One worker: without cancellation it would analyse every abandoned upload, whole, first.
     let daemon = Daemon::start_with(&["--workers", "1"], &[("TIMBRE_LOG", "warn,timbre_daemon::workers=debug")]);
     runtime().block_on(async {
-        let long = wav(8_000, &vec![0.0; 8_000 * 1_800], false, None); // 30 minutes, the default limit
+        // 30 minutes (the default limit) at 1 kHz: 3.6 MB arrive quickly, and every 3 s of it
+        // is a segment to analyse.
+        let long = wav(1_000, &vec![0.0; 1_000 * 1_800], false, None);
         let mut abandoned = Vec::new();
         for i in 0..3 {
             let mut client = daemon.client().await;
             let mut request = tonic::Request::new(upload(long.clone(), &format!("long-{i}.wav")));
-            request.set_timeout(std::time::Duration::from_millis(500));
+            request.set_timeout(std::time::Duration::from_secs(1));
             abandoned.push(tokio::spawn(async move { client.classify(request).await }));
         }
         for call in abandoned {
@@ -217,8 +226,10 @@ fn a_normal_classify_is_answered_while_abandoned_long_uploads_are_cancelled() {
         // Generous: only a daemon still busy with the abandoned uploads would miss it.
         request.set_timeout(std::time::Duration::from_secs(60));
         assert_eq!(client.classify(request).await.expect("answered").into_inner().predictions.len(), 4);
-        eventually("three cancelled analyses in the log", 60, async || {
-            (daemon.log().matches("cancelled").count() >= 3).then_some(())
+        // Uploads whose deadline passed while they were still arriving never reach a worker
+        // (on a busy machine, some may not): at least the one analysed first was cancelled.
+        eventually("a cancelled analysis in the log", 60, async || {
+            daemon.log().contains("the analysis was cancelled (its caller went away)").then_some(())
         })
         .await;
     });

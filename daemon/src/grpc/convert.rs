@@ -50,7 +50,7 @@ impl From<PluginKind> for pb::PluginKind {
 pub fn labels(names: &[String], probabilities: &[f32], top_k: usize) -> Vec<pb::Label> {
     ranked(probabilities, top_k)
         .into_iter()
-        .map(|i| pb::Label { name: names[i].clone(), probability: probabilities[i] })
+        .filter_map(|i| Some(pb::Label { name: names.get(i)?.clone(), probability: probabilities[i] }))
         .collect()
 }
 

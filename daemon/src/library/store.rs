@@ -387,13 +387,28 @@ fn with_predictions(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<
         "SELECT model, model_version, feature_version, labels, probabilities, embedding, segments, analysed_at
          FROM predictions WHERE track_id = ?1 ORDER BY model",
     )?;
+    let (id, path) = (track.id, track.path.clone());
     track.predictions = statement
         .query_map([track.id], |row| {
-            let labels: String = row.get(3)?;
+            let model: String = row.get(0)?;
+            // A damaged row is an error naming the track, never a prediction whose labels and
+            // probabilities disagree (which would panic whoever pairs them up).
+            let damaged = |reason: String| {
+                let error = DamagedRow(format!(
+                    "track {id} ({path}), model {model}: {reason}; rescan it (`timbre scan --full`)"
+                ));
+                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(error))
+            };
+            let labels: Vec<String> = serde_json::from_str(&row.get::<_, String>(3)?)
+                .map_err(|e| damaged(format!("its labels are unreadable ({e})")))?;
+            let probabilities = blob_to_floats(&row.get::<_, Vec<u8>>(4)?);
+            if labels.len() != probabilities.len() {
+                return Err(damaged(format!("{} labels but {} probabilities", labels.len(), probabilities.len())));
+            }
             Ok(StoredPrediction {
-                version: ModelVersion { model: row.get(0)?, model_version: row.get(1)?, feature_version: row.get(2)? },
-                labels: serde_json::from_str(&labels).unwrap_or_default(),
-                probabilities: blob_to_floats(&row.get::<_, Vec<u8>>(4)?),
+                version: ModelVersion { model, model_version: row.get(1)?, feature_version: row.get(2)? },
+                labels,
+                probabilities,
                 embedding: blob_to_floats(&row.get::<_, Vec<u8>>(5)?),
                 segments: row.get::<_, i64>(6)? as usize,
                 analysed_at_ms: row.get(7)?,
@@ -403,9 +418,32 @@ fn with_predictions(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<
     Ok(track)
 }
 
+/// A stored row that cannot be what the store wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct DamagedRow(String);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_prediction_row_is_an_error_naming_the_track() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("library.sqlite3")).expect("open");
+        let id = store.insert("/m/a.flac", FileStat { size: 1, mtime_ns: 1 }, "h", &Tags::default()).expect("insert");
+        store.save_analysis(id, 3.0, &[prediction("cnn", "1", vec![0.25, 0.75])]).expect("save");
+        for labels in ["not json", "[\"rock\"]"] {
+            store
+                .with(|c| {
+                    c.execute("UPDATE predictions SET labels = ?1 WHERE track_id = ?2", rusqlite::params![labels, id])
+                })
+                .expect("damage the row");
+            let error = store.track(id).expect_err("damaged").to_string();
+            assert!(error.contains("track 1 (/m/a.flac), model cnn"), "{error}");
+            assert!(store.list(&Default::default(), 0, 10).is_err(), "listing fails rather than panicking");
+        }
+    }
 
     fn prediction(model: &str, version: &str, probabilities: Vec<f32>) -> StoredPrediction {
         StoredPrediction {

@@ -39,7 +39,7 @@ impl PluginInstance {
     pub(super) fn create(library: Arc<PluginLibrary>, config: &serde_json::Value) -> Result<Self, PluginError> {
         let create_error = |message: String| PluginError::Create { plugin: library.name.clone(), message };
         let config = CString::new(config.to_string()).map_err(|e| create_error(e.to_string()))?;
-        let create = library.descriptor().create.expect("checked at load");
+        let create = library.functions().create;
         let mut raw: *mut c_void = std::ptr::null_mut();
         // SAFETY: `config` is NUL-terminated and outlives the call; `raw` is a writable slot.
         let status = unsafe { create(config.as_ptr(), &mut raw) };
@@ -47,7 +47,7 @@ impl PluginInstance {
             return Err(create_error(library.last_error()));
         }
         let raw = NonNull::new(raw).ok_or_else(|| create_error("create succeeded but returned no instance".into()))?;
-        let info_fn = library.descriptor().instance_info.expect("checked at load");
+        let info_fn = library.functions().instance_info;
         // SAFETY: `raw` is a live instance; the string stays valid until destroy, and is copied now.
         let info_text = unsafe { static_str(info_fn(raw.as_ptr())) }.unwrap_or_else(|| "{}".to_string());
         let plugin = library.name.clone();
@@ -76,7 +76,8 @@ impl PluginInstance {
     /// Run one batch through the plugin and copy the result out of plugin memory.
     pub fn process(&mut self, data: &[f32], shape: &[usize]) -> Result<PluginOutput, PluginError> {
         let plugin = self.library.name.clone();
-        if shape.is_empty() || shape.len() > ffi::MAX_DIMS || shape.iter().product::<usize>() != data.len() {
+        let values = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if shape.is_empty() || shape.len() > ffi::MAX_DIMS || values != Some(data.len()) {
             return Err(PluginError::Process {
                 plugin,
                 status: ffi::ERR_INVALID_INPUT,
@@ -87,8 +88,8 @@ impl PluginInstance {
         dims[..shape.len()].copy_from_slice(shape);
         let input = ffi::Tensor { data: data.as_ptr(), len: data.len(), ndim: shape.len() as u32, shape: dims };
         let mut output = ffi::Output::EMPTY;
-        let descriptor = self.library.descriptor();
-        let process = descriptor.process.expect("checked at load");
+        let functions = self.library.functions();
+        let process = functions.process;
         // SAFETY: live instance, called through `&mut self`; input and output outlive the call.
         let status = unsafe { process(self.raw.as_ptr(), &input, &mut output) };
         if status != ffi::OK {
@@ -100,7 +101,7 @@ impl PluginInstance {
             let embedding = unsafe { copy_tensor(&output.embedding) }?;
             Ok(PluginOutput { values, embedding: (!embedding.shape.is_empty()).then_some(embedding) })
         });
-        let free_output = descriptor.free_output.expect("checked at load");
+        let free_output = functions.free_output;
         // SAFETY: returns the output the plugin filled, exactly once.
         unsafe { free_output(self.raw.as_ptr(), &mut output) };
         let result = copied.map_err(|reason| PluginError::BadOutput { plugin: plugin.clone(), reason })?;
@@ -113,7 +114,7 @@ impl PluginInstance {
 
 impl Drop for PluginInstance {
     fn drop(&mut self) {
-        let destroy = self.library.descriptor().destroy.expect("checked at load");
+        let destroy = self.library.functions().destroy;
         // SAFETY: the instance is live and is destroyed exactly once, here.
         unsafe { destroy(self.raw.as_ptr()) };
     }
@@ -129,8 +130,9 @@ unsafe fn copy_tensor(tensor: &ffi::Tensor) -> Result<Tensor, String> {
         return Err(format!("{ndim} axes, at most {} allowed", ffi::MAX_DIMS));
     }
     let shape = tensor.shape[..ndim].to_vec();
-    let expected: usize = if ndim == 0 { 0 } else { shape.iter().product() };
-    if expected != tensor.len {
+    // A plugin's shape can be anything: a product that overflows is a bad shape, not a panic.
+    let expected = if ndim == 0 { Some(0) } else { shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) };
+    if expected != Some(tensor.len) {
         return Err(format!("shape {shape:?} does not match length {}", tensor.len));
     }
     if tensor.len == 0 {
@@ -142,4 +144,19 @@ unsafe fn copy_tensor(tensor: &ffi::Tensor) -> Result<Tensor, String> {
     // SAFETY: non-null and `len` floats long, by the caller's guarantee.
     let data = unsafe { std::slice::from_raw_parts(tensor.data, tensor.len) }.to_vec();
     Ok(Tensor { data, shape })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shape_whose_product_overflows_is_refused_not_a_panic() {
+        let mut shape = [0usize; ffi::MAX_DIMS];
+        shape[..3].copy_from_slice(&[usize::MAX, 3, 2]);
+        let tensor = ffi::Tensor { data: std::ptr::null(), len: 6, ndim: 3, shape };
+        // SAFETY: the check refuses the tensor before its (NULL) data would be read.
+        let error = unsafe { copy_tensor(&tensor) }.expect_err("refused");
+        assert!(error.contains("does not match length 6"), "{error}");
+    }
 }

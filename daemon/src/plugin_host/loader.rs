@@ -28,6 +28,18 @@ impl fmt::Display for PluginKind {
     }
 }
 
+/// The descriptor's function pointers, each checked non-NULL once, at load: calls need no
+/// further check.
+#[derive(Clone, Copy)]
+pub(super) struct Functions {
+    pub create: ffi::CreateFn,
+    pub instance_info: ffi::InstanceInfoFn,
+    pub process: ffi::ProcessFn,
+    pub free_output: ffi::FreeOutputFn,
+    pub last_error: ffi::LastErrorFn,
+    pub destroy: ffi::DestroyFn,
+}
+
 /// A loaded, validated plugin library.
 pub struct PluginLibrary {
     pub name: String,
@@ -36,7 +48,7 @@ pub struct PluginLibrary {
     pub abi: (u32, u32),
     pub file: PathBuf,
     pub metadata: serde_json::Value,
-    descriptor: *const PluginDescriptor,
+    functions: Functions,
     // Declared last so it is dropped last; in practice libraries live as long as the host.
     _library: Library,
 }
@@ -101,15 +113,14 @@ impl PluginLibrary {
             ffi::KIND_CLASSIFIER => PluginKind::Classifier,
             other => return Err(invalid(&file, &format!("unknown plugin kind {other}"))),
         };
-        if d.create.is_none()
-            || d.instance_info.is_none()
-            || d.process.is_none()
-            || d.free_output.is_none()
-            || d.last_error.is_none()
-            || d.destroy.is_none()
-        {
-            return Err(invalid(&file, "a required function pointer is NULL"));
-        }
+        let functions = Functions {
+            create: required(d.create, &file, "create")?,
+            instance_info: required(d.instance_info, &file, "instance_info")?,
+            process: required(d.process, &file, "process")?,
+            free_output: required(d.free_output, &file, "free_output")?,
+            last_error: required(d.last_error, &file, "last_error")?,
+            destroy: required(d.destroy, &file, "destroy")?,
+        };
         // SAFETY: the ABI says these are NUL-terminated static strings or NULL.
         let name = unsafe { static_str(d.name) }.ok_or_else(|| invalid(&file, "name is missing or not UTF-8"))?;
         // SAFETY: as above.
@@ -128,21 +139,25 @@ impl PluginLibrary {
                 serde_json::from_str(&text).map_err(|e| invalid(&file, &format!("metadata_json is not JSON: {e}")))?
             }
         };
-        Ok(PluginLibrary { name, version, kind, abi: found, file, metadata, descriptor, _library: library })
+        Ok(PluginLibrary { name, version, kind, abi: found, file, metadata, functions, _library: library })
     }
 
-    pub(super) fn descriptor(&self) -> &PluginDescriptor {
-        // SAFETY: validated in `open`; the library that holds it lives as long as `self`.
-        unsafe { &*self.descriptor }
+    /// The plugin's functions; the library that holds them lives as long as `self`.
+    pub(super) fn functions(&self) -> Functions {
+        self.functions
     }
 
     /// The plugin's last error message on this thread.
     pub(super) fn last_error(&self) -> String {
-        let last_error = self.descriptor().last_error.expect("checked in open");
-        // SAFETY: required non-null by `open`; returns a NUL-terminated string owned by the plugin.
-        let message = unsafe { static_str(last_error()) };
+        // SAFETY: returns a NUL-terminated string owned by the plugin, or NULL.
+        let message = unsafe { static_str((self.functions.last_error)()) };
         message.filter(|m| !m.is_empty()).unwrap_or_else(|| "no error message given".to_string())
     }
+}
+
+/// A function pointer the ABI requires, or an error naming it.
+fn required<F>(function: Option<F>, file: &Path, name: &str) -> Result<F, PluginError> {
+    function.ok_or_else(|| invalid(file, &format!("the required function `{name}` is NULL")))
 }
 
 fn invalid(file: &Path, reason: &str) -> PluginError {

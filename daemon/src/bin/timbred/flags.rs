@@ -56,58 +56,10 @@ pub(crate) enum Command {
     ///
     /// The whole file is one signal, exactly as librosa would see it. Files are processed
     /// in parallel; a file that fails is reported and skipped, and the exit code is 1.
-    Features {
-        /// Feature plugin to use.
-        #[arg(long, default_value = "mel")]
-        plugin: String,
-        /// Set a plugin parameter, e.g. --set n_mels=64 --set fmax=8000 (value parsed as JSON, else text).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        params: Vec<String>,
-        /// Directory for the .npy files (created if missing).
-        #[arg(long, short)]
-        out: PathBuf,
-        /// Worker threads [default: all cores].
-        #[arg(long, short)]
-        jobs: Option<usize>,
-        /// Refuse files longer than this many seconds (whole-file features are held in memory).
-        #[arg(long, default_value_t = 3600.0)]
-        max_duration: f64,
-        /// Cut each file into segments of this many seconds, as analysis does, and write
-        /// [segments, n_mels, frames] (the input models are trained on).
-        #[arg(long, value_name = "SECONDS")]
-        segment_seconds: Option<f64>,
-        /// Audio files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Features(FeaturesArgs),
     /// Analyse each FILE: duration, format, segments, a feature summary, and every model's
     /// genre predictions (segment probabilities averaged over the track).
-    Analyze {
-        /// One JSON object per line instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Labels shown per model (0: all).
-        #[arg(long, default_value_t = 3)]
-        top_k: usize,
-        /// Also show each segment's predictions.
-        #[arg(long)]
-        segments: bool,
-        /// Feature plugin to use.
-        #[arg(long, default_value = "mel")]
-        plugin: String,
-        /// Set a plugin parameter (see `features --help`).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        params: Vec<String>,
-        /// Segment length in seconds.
-        #[arg(long, default_value_t = 3.0)]
-        segment_seconds: f64,
-        /// Worker threads [default: all cores].
-        #[arg(long, short)]
-        jobs: Option<usize>,
-        /// Audio files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Analyze(AnalyzeArgs),
     /// Evaluate every model, and their ensemble, on a labelled folder DIR/<label>/<file>:
     /// track- and segment-level accuracy, per-class precision / recall / F1, confusion matrix.
     Eval {
@@ -186,6 +138,60 @@ pub(crate) enum Command {
 
 /// A labelled folder to evaluate on, optionally one subset of a split.
 #[derive(Debug, clap::Args)]
+pub(crate) struct FeaturesArgs {
+    /// Feature plugin to use.
+    #[arg(long, default_value = "mel")]
+    pub(crate) plugin: String,
+    /// Set a plugin parameter, e.g. --set n_mels=64 --set fmax=8000 (value parsed as JSON, else text).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) params: Vec<String>,
+    /// Directory for the .npy files (created if missing).
+    #[arg(long, short)]
+    pub(crate) out: PathBuf,
+    /// Worker threads [default: all cores].
+    #[arg(long, short)]
+    pub(crate) jobs: Option<usize>,
+    /// Refuse files longer than this many seconds (whole-file features are held in memory).
+    #[arg(long, default_value_t = 3600.0)]
+    pub(crate) max_duration: f64,
+    /// Cut each file into segments of this many seconds, as analysis does, and write
+    /// [segments, n_mels, frames] (the input models are trained on).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) segment_seconds: Option<f64>,
+    /// Audio files.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AnalyzeArgs {
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Labels shown per model (0: all).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) top_k: usize,
+    /// Also show each segment's predictions.
+    #[arg(long)]
+    pub(crate) segments: bool,
+    /// Feature plugin to use.
+    #[arg(long, default_value = "mel")]
+    pub(crate) plugin: String,
+    /// Set a plugin parameter (see `features --help`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) params: Vec<String>,
+    /// Segment length in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub(crate) segment_seconds: f64,
+    /// Worker threads [default: all cores].
+    #[arg(long, short)]
+    pub(crate) jobs: Option<usize>,
+    /// Audio files.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct LabelledData {
     /// The labelled folder DIR/<label>/<file>; each sub-folder name is the label of its files.
     #[arg(long, value_name = "DIR")]
@@ -203,10 +209,10 @@ pub(crate) struct LabelledData {
 }
 
 impl LabelledData {
-    pub(crate) fn request(self, all_cores: usize) -> eval::EvalRequest {
+    pub(crate) fn request(&self, all_cores: usize) -> eval::EvalRequest {
         eval::EvalRequest {
-            data_dir: self.data,
-            split: self.split.map(|s| (s, self.subset)),
+            data_dir: self.data.clone(),
+            split: self.split.clone().map(|s| (s, self.subset.clone())),
             jobs: self.jobs.unwrap_or(all_cores),
         }
     }

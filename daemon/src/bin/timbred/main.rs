@@ -14,7 +14,7 @@ use timbre_daemon::offline::{analyze, eval, features, neighbours, plugins, split
 use timbre_daemon::pipeline::SegmentOptions;
 use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
 
-use flags::{Cli, Command, IndexAction, SettingsArgs, TrainModel};
+use flags::{AnalyzeArgs, Cli, Command, FeaturesArgs, IndexAction, LabelledData, SettingsArgs, TrainModel};
 use print::{print_analysis, print_eval, print_failures, print_neighbours, print_plugins, progress};
 
 fn main() -> ExitCode {
@@ -58,193 +58,230 @@ const QUIET_DECODERS: &str = ",symphonia_core=off,symphonia_bundle_mp3=off,symph
 /// Returns whether every input succeeded.
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match &cli.command {
-        Command::Serve { settings } => {
-            let loaded = load_settings(&cli, settings)?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(timbre_daemon::serve::run(loaded.settings))?;
-            // Calls still open after the grace period must not hold the exit.
-            runtime.shutdown_background();
-            return Ok(true);
-        }
-        Command::Index { action: IndexAction::Rebuild { settings } } => {
-            let loaded = load_settings(&cli, settings)?;
-            let settings = loaded.settings;
-            let store = timbre_daemon::library::Store::open(&settings.database_path())?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            let report = runtime.block_on(async {
-                let index = settings.index.open(&settings.library.data_dir).await?;
-                eprintln!("timbred: rebuilding {} from {}", index.describe(), store.path().display());
-                timbre_daemon::index::rebuild_from_library(index.as_ref(), &store).await
-            })?;
-            println!(
-                "indexed {} of {} library tracks ({} refused)",
-                report.upserted, report.library_tracks, report.rejected
-            );
-            return Ok(report.rejected == 0);
-        }
-        Command::Config { settings } => {
-            let loaded = load_settings(&cli, settings)?;
-            println!("# timbred serve's effective configuration; each value's layer is in the comment");
-            for (key, value, origin) in loaded.provenance.iter() {
-                println!("{:<48} # {origin}", format!("{key} = {value}"));
-            }
-            return Ok(true);
-        }
-        _ => {}
+        Command::Serve { settings } => serve(&cli, settings),
+        Command::Config { settings } => print_config(&cli, settings),
+        Command::Index { action: IndexAction::Rebuild { settings } } => rebuild_index(&cli, settings),
+        Command::Features(args) => features(&Offline::new(&cli), args),
+        Command::Analyze(args) => analyze(&Offline::new(&cli), args),
+        Command::Eval { data, json } => evaluate(&Offline::new(&cli), data, *json),
+        Command::EvalNeighbours { data, json } => evaluate_neighbours(&Offline::new(&cli), data, *json),
+        Command::Train { model } => train_model(&Offline::new(&cli), model),
+        Command::Split { data, test, validation, seed } => print_split(data, *test, *validation, *seed),
+        Command::Plugins { json } => list_plugins(&Offline::new(&cli), *json),
     }
-    let path = SearchPath::standard(&cli.plugin_path);
-    let model_options = ModelOptions {
-        paths: cli.model_path.clone(),
-        onnxruntime: cli.onnxruntime.clone(),
-        execution_provider: cli.execution_provider.clone().unwrap_or_else(|| "auto".into()),
-        intra_threads: 1,
-        only: cli.models.clone(),
+}
+
+fn serve(cli: &Cli, settings: &SettingsArgs) -> anyhow::Result<bool> {
+    let loaded = load_settings(cli, settings)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(timbre_daemon::serve::run(loaded.settings))?;
+    // Calls still open after the grace period must not hold the exit.
+    runtime.shutdown_background();
+    Ok(true)
+}
+
+fn print_config(cli: &Cli, settings: &SettingsArgs) -> anyhow::Result<bool> {
+    let loaded = load_settings(cli, settings)?;
+    println!("# timbred serve's effective configuration; each value's layer is in the comment");
+    for (key, value, origin) in loaded.provenance.iter() {
+        println!("{:<48} # {origin}", format!("{key} = {value}"));
+    }
+    Ok(true)
+}
+
+fn rebuild_index(cli: &Cli, settings: &SettingsArgs) -> anyhow::Result<bool> {
+    let settings = load_settings(cli, settings)?.settings;
+    let store = timbre_daemon::library::Store::open(&settings.database_path())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(async {
+        let index = settings.index.open(&settings.library.data_dir).await?;
+        eprintln!("timbred: rebuilding {} from {}", index.describe(), store.path().display());
+        timbre_daemon::index::rebuild_from_library(index.as_ref(), &store).await
+    })?;
+    println!("indexed {} of {} library tracks ({} refused)", report.upserted, report.library_tracks, report.rejected);
+    Ok(report.rejected == 0)
+}
+
+/// What the offline commands share: the plugins found and how to load models.
+struct Offline {
+    path: SearchPath,
+    registry: PluginRegistry,
+    model_options: ModelOptions,
+    all_cores: usize,
+}
+
+impl Offline {
+    fn new(cli: &Cli) -> Self {
+        let path = SearchPath::standard(&cli.plugin_path);
+        let registry = PluginRegistry::discover(&path);
+        let model_options = ModelOptions {
+            paths: cli.model_path.clone(),
+            onnxruntime: cli.onnxruntime.clone(),
+            execution_provider: cli.execution_provider.clone().unwrap_or_else(|| "auto".into()),
+            intra_threads: 1,
+            only: cli.models.clone(),
+        };
+        let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Offline { path, registry, model_options, all_cores }
+    }
+
+    /// The models, with a warning for each folder that could not be loaded.
+    fn catalog(&self) -> ModelCatalog {
+        let catalog = ModelCatalog::discover(&self.registry, &self.model_options);
+        for (dir, reason) in &catalog.refused {
+            eprintln!("warning: model {} not loaded: {reason}", dir.display());
+        }
+        catalog
+    }
+}
+
+fn features(offline: &Offline, args: &FeaturesArgs) -> anyhow::Result<bool> {
+    if let Some(seconds) = args.segment_seconds {
+        anyhow::ensure!(seconds > 0.0 && seconds <= 600.0, "--segment-seconds must be in (0, 600]");
+    }
+    fs_err::create_dir_all(&args.out)?;
+    let request = features::FeaturesRequest {
+        plugin: args.plugin.clone(),
+        config: plugin_config(&args.params)?,
+        files: args.files.clone(),
+        out_dir: args.out.clone(),
+        jobs: args.jobs.unwrap_or(offline.all_cores),
+        max_seconds: args.max_duration,
+        segments: args.segment_seconds.map(|seconds| SegmentOptions { seconds, ..SegmentOptions::default() }),
     };
-    let registry = PluginRegistry::discover(&path);
-    let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match cli.command {
-        Command::Features { plugin, params, out, jobs, max_duration, segment_seconds, files } => {
-            if let Some(seconds) = segment_seconds {
-                anyhow::ensure!(seconds > 0.0 && seconds <= 600.0, "--segment-seconds must be in (0, 600]");
-            }
-            fs_err::create_dir_all(&out)?;
-            let request = features::FeaturesRequest {
-                plugin,
-                config: plugin_config(&params)?,
-                files,
-                out_dir: out,
-                jobs: jobs.unwrap_or(all_cores),
-                max_seconds: max_duration,
-                segments: segment_seconds.map(|seconds| SegmentOptions { seconds, ..SegmentOptions::default() }),
-            };
-            let (mut written, mut failed) = (0usize, 0usize);
-            features::run(&registry, &request, |file, outcome| match outcome {
-                features::FeaturesOutcome::Written { output, shape } => {
-                    written += 1;
-                    eprintln!("wrote {} {:?} from {}", output.display(), shape, file.display());
-                }
-                features::FeaturesOutcome::Failed(reason) => {
-                    failed += 1;
-                    eprintln!("error: {reason}");
-                }
-            })?;
-            eprintln!("{written} written, {failed} failed");
-            Ok(failed == 0)
+    let (mut written, mut failed) = (0usize, 0usize);
+    features::run(&offline.registry, &request, |file, outcome| match outcome {
+        features::FeaturesOutcome::Written { output, shape } => {
+            written += 1;
+            eprintln!("wrote {} {:?} from {}", output.display(), shape, file.display());
         }
-        Command::Analyze { json, top_k, segments, plugin, params, segment_seconds, jobs, files } => {
-            anyhow::ensure!(segment_seconds > 0.0 && segment_seconds <= 600.0, "--segment-seconds must be in (0, 600]");
-            let request = analyze::AnalyzeRequest {
-                plugin,
-                config: plugin_config(&params)?,
-                files,
-                segments: SegmentOptions { seconds: segment_seconds, ..SegmentOptions::default() },
-                jobs: jobs.unwrap_or(all_cores),
-            };
-            let catalog = model_catalog(&registry, &model_options);
-            let mut failed = 0usize;
-            analyze::run(&registry, &catalog, &request, |file, result| {
-                if result.is_err() {
-                    failed += 1;
-                }
-                print_analysis(file, result, json, top_k, segments);
-            })?;
-            Ok(failed == 0)
+        features::FeaturesOutcome::Failed(reason) => {
+            failed += 1;
+            eprintln!("error: {reason}");
         }
-        Command::Eval { data, json } => {
-            let catalog = model_catalog(&registry, &model_options);
-            let request = data.request(all_cores);
-            let report = eval::run(&registry, &catalog, &request, progress("eval"))?;
-            print_failures(&report.failed);
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print_eval(&report);
-            }
-            Ok(report.failed.is_empty())
+    })?;
+    eprintln!("{written} written, {failed} failed");
+    Ok(failed == 0)
+}
+
+fn analyze(offline: &Offline, args: &AnalyzeArgs) -> anyhow::Result<bool> {
+    let seconds = args.segment_seconds;
+    anyhow::ensure!(seconds > 0.0 && seconds <= 600.0, "--segment-seconds must be in (0, 600]");
+    let request = analyze::AnalyzeRequest {
+        plugin: args.plugin.clone(),
+        config: plugin_config(&args.params)?,
+        files: args.files.clone(),
+        segments: SegmentOptions { seconds, ..SegmentOptions::default() },
+        jobs: args.jobs.unwrap_or(offline.all_cores),
+    };
+    let catalog = offline.catalog();
+    let mut failed = 0usize;
+    analyze::run(&offline.registry, &catalog, &request, |file, result| {
+        if result.is_err() {
+            failed += 1;
         }
-        Command::Train {
-            model: TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs },
-        } => {
-            let options = timbre_pca_knn::TrainOptions { k, weighted, components, seed, ..Default::default() };
-            let request = train::TrainRequest {
-                data_dir: data,
-                out_dir: out.clone(),
-                split,
-                options,
-                jobs: jobs.unwrap_or(all_cores),
-                version,
-            };
-            let mut read = 0usize;
-            let report = train::train_pca_knn(&registry, &request, |_, error| match error {
-                Some(error) => eprintln!("error: {error}"),
-                None => {
-                    read += 1;
-                    if read.is_multiple_of(50) {
-                        eprintln!("train: features of {read} files");
-                    }
-                }
-            })?;
-            println!("{report}");
-            println!("wrote {}", out.display());
-            Ok(true)
-        }
-        Command::Split { data, test, validation, seed } => {
-            anyhow::ensure!(
-                test >= 0.0 && validation >= 0.0 && test + validation < 1.0,
-                "--test and --validation must leave files to train on"
-            );
-            let options = split::SplitOptions { fractions: timbre_rng::split::Fractions { validation, test }, seed };
-            let lines = split::split(&data, options)?;
-            print!("{}", split::to_tsv(&lines, options));
-            Ok(true)
-        }
-        Command::Serve { .. } | Command::Config { .. } | Command::Index { .. } => unreachable!("handled above"),
-        Command::EvalNeighbours { data, json } => {
-            let catalog = model_catalog(&registry, &model_options);
-            let request = data.request(all_cores);
-            let report = neighbours::run(&registry, &catalog, &request, progress("eval-neighbours"))?;
-            print_failures(&report.failed);
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print_neighbours(&report);
-            }
-            Ok(report.failed.is_empty())
-        }
-        Command::Plugins { json } => {
-            let listing = plugins::list(&registry, &path);
-            let catalog = ModelCatalog::discover(&registry, &model_options);
-            if json {
-                let mut value = serde_json::to_value(&listing)?;
-                value["models"] = catalog
-                    .models
-                    .iter()
-                    .map(|m| serde_json::json!({ "name": m.name(), "plugin": m.folder.plugin(), "dir": m.folder.dir, "info": m.info }))
-                    .collect();
-                value["refused_models"] = catalog
-                    .refused
-                    .iter()
-                    .map(|(dir, reason)| serde_json::json!({ "dir": dir, "reason": reason }))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print_plugins(&listing);
-                for m in &catalog.models {
-                    println!(
-                        "model {:<10} {:<8} {}  ({})",
-                        m.name(),
-                        m.folder.plugin(),
-                        m.folder.dir.display(),
-                        m.info["execution_provider"].as_str().unwrap_or("-")
-                    );
-                }
-                for (dir, reason) in &catalog.refused {
-                    println!("refused model {}: {reason}", dir.display());
-                }
-            }
-            Ok(true)
-        }
+        print_analysis(file, result, args.json, args.top_k, args.segments);
+    })?;
+    Ok(failed == 0)
+}
+
+fn evaluate(offline: &Offline, data: &LabelledData, json: bool) -> anyhow::Result<bool> {
+    let catalog = offline.catalog();
+    let report = eval::run(&offline.registry, &catalog, &data.request(offline.all_cores), progress("eval"))?;
+    print_failures(&report.failed);
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_eval(&report);
     }
+    Ok(report.failed.is_empty())
+}
+
+fn evaluate_neighbours(offline: &Offline, data: &LabelledData, json: bool) -> anyhow::Result<bool> {
+    let catalog = offline.catalog();
+    let request = data.request(offline.all_cores);
+    let report = neighbours::run(&offline.registry, &catalog, &request, progress("eval-neighbours"))?;
+    print_failures(&report.failed);
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_neighbours(&report);
+    }
+    Ok(report.failed.is_empty())
+}
+
+fn train_model(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
+    let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs } = model;
+    let options = timbre_pca_knn::TrainOptions {
+        k: *k,
+        weighted: *weighted,
+        components: *components,
+        seed: *seed,
+        ..Default::default()
+    };
+    let request = train::TrainRequest {
+        data_dir: data.clone(),
+        out_dir: out.clone(),
+        split: split.clone(),
+        options,
+        jobs: jobs.unwrap_or(offline.all_cores),
+        version: version.clone(),
+    };
+    let mut read = 0usize;
+    let report = train::train_pca_knn(&offline.registry, &request, |_, error| match error {
+        Some(error) => eprintln!("error: {error}"),
+        None => {
+            read += 1;
+            if read.is_multiple_of(50) {
+                eprintln!("train: features of {read} files");
+            }
+        }
+    })?;
+    println!("{report}");
+    println!("wrote {}", out.display());
+    Ok(true)
+}
+
+fn print_split(data: &std::path::Path, test: f64, validation: f64, seed: u64) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        test >= 0.0 && validation >= 0.0 && test + validation < 1.0,
+        "--test and --validation must leave files to train on"
+    );
+    let options = split::SplitOptions { fractions: timbre_rng::split::Fractions { validation, test }, seed };
+    let lines = split::split(data, options)?;
+    print!("{}", split::to_tsv(&lines, options));
+    Ok(true)
+}
+
+fn list_plugins(offline: &Offline, json: bool) -> anyhow::Result<bool> {
+    let listing = plugins::list(&offline.registry, &offline.path);
+    let catalog = ModelCatalog::discover(&offline.registry, &offline.model_options);
+    if json {
+        let mut value = serde_json::to_value(&listing)?;
+        value["models"] = catalog
+            .models
+            .iter()
+            .map(|m| serde_json::json!({ "name": m.name(), "plugin": m.folder.plugin(), "dir": m.folder.dir, "info": m.info }))
+            .collect();
+        value["refused_models"] =
+            catalog.refused.iter().map(|(dir, reason)| serde_json::json!({ "dir": dir, "reason": reason })).collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(true);
+    }
+    print_plugins(&listing);
+    for m in &catalog.models {
+        println!(
+            "model {:<10} {:<8} {}  ({})",
+            m.name(),
+            m.folder.plugin(),
+            m.folder.dir.display(),
+            m.info["execution_provider"].as_str().unwrap_or("-")
+        );
+    }
+    for (dir, reason) in &catalog.refused {
+        println!("refused model {}: {reason}", dir.display());
+    }
+    Ok(true)
 }
 
 /// The configuration layers, with the command line's settings as the strongest.
@@ -296,15 +333,6 @@ fn plugin_config(params: &[String]) -> anyhow::Result<serde_json::Value> {
         config.insert(key.trim().to_string(), value);
     }
     Ok(serde_json::Value::Object(config))
-}
-
-/// Discover the models, saying on stderr which folders were refused and why.
-fn model_catalog(registry: &PluginRegistry, options: &ModelOptions) -> ModelCatalog {
-    let catalog = ModelCatalog::discover(registry, options);
-    for (dir, reason) in &catalog.refused {
-        eprintln!("warning: model {} not loaded: {reason}", dir.display());
-    }
-    catalog
 }
 
 #[cfg(test)]

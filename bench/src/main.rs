@@ -3,6 +3,7 @@
 //! Plugins are loaded from the .so files next to this binary, through the plugin ABI.
 
 mod daemon;
+mod harness;
 mod index;
 
 use std::path::{Path, PathBuf};

@@ -322,6 +322,11 @@ impl Daemon {
         Ok(cpu_seconds(&self.pid().to_string())? - self.serving.map_or(0.0, |(_, cpu)| cpu))
     }
 
+    /// How it exited, if it has (without waiting).
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().expect("log").clone()
     }
@@ -331,6 +336,14 @@ impl Daemon {
         let log = self.log();
         let line = log.lines().find(|l| l.contains("engine started"))?;
         line.split_whitespace().find_map(|w| w.strip_prefix("workers=")).and_then(|n| n.parse().ok())
+    }
+
+    /// `kill -9`, then its whole log.
+    pub fn kill(mut self) -> anyhow::Result<String> {
+        self.child.kill()?;
+        self.child.wait()?;
+        self.join_drain();
+        Ok(self.log())
     }
 
     /// Once the process has exited, its stderr closes and the drain thread ends.

@@ -6,6 +6,7 @@ mod chaos;
 mod daemon;
 mod harness;
 mod index;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -53,6 +54,10 @@ enum Command {
     /// check the library: integrity, every file once, nothing stored redone, Recommend equal to
     /// brute force (bench/README.md, "Chaos"). Exits non-zero on any violation.
     Chaos(chaos::Args),
+    /// Many gRPC clients mixing Classify, Recommend and ListTracks against a real `timbred
+    /// serve` for minutes: errors, latency per RPC and resident memory over time
+    /// (bench/README.md, "Soak").
+    Soak(soak::Args),
     /// Recommend-style query latency of the vector index (see bench/src/index.rs); prints a
     /// Markdown table per index size.
     Index(index::IndexArgs),
@@ -81,6 +86,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Daemon(args) => daemon::run(args, &registry)?,
         Command::Chaos(args) => chaos::run(args)?,
+        Command::Soak(args) => soak::run(args, &registry)?,
         Command::Mel { signal, repeat } => {
             let (samples, _) = read_npy(&signal)?;
             let mut mel = registry.instantiate(PluginKind::Feature, "mel", &serde_json::json!({}))?;

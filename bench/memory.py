@@ -8,6 +8,7 @@ two peaks should be close to 1, not 60. The files are generated (a tone over noi
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,12 +26,31 @@ def write_wav(path, minutes):
             f.write((0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(RATE)).astype(np.float32))
 
 
+# Linux carries a process's peak RSS across exec (the old address space's high-water mark is
+# kept), so a command forked straight from this interpreter would report at least the
+# interpreter's own peak (numpy and the audio it wrote). A fresh `python3 -S` of a few MiB
+# forks the command instead and reports the command's rusage.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        os.execvp(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss_mib(command):
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{command} failed: {process.stderr.read().decode()}")
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    """Peak resident memory of `command` in MiB (its stdout discarded)."""
+    process = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *command], capture_output=True, text=True)
+    maxrss, code = process.stdout.split()
+    if process.returncode != 0 or code != "0":
+        raise SystemExit(f"{command} failed ({code}): {process.stderr}")
+    return int(maxrss) / 1024  # KiB on Linux
 
 
 def main():

@@ -13,26 +13,26 @@
 //!    Classify load, and at the end of the scan.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use serde_json::json;
 use timbre_daemon::models::{ModelCatalog, ModelOptions};
 use timbre_daemon::pipeline::analysis::Analyzer;
-use timbre_daemon::pipeline::{decode_whole, AudioInput, Budget};
+use timbre_daemon::pipeline::{AudioInput, Budget};
 use timbre_daemon::plugin_host::PluginRegistry;
 use timbre_proto::v1 as pb;
 use timbre_proto::v1::timbre_client::TimbreClient;
 use tonic::transport::Channel;
 
-/// The shipped models read 22050 Hz audio in 3 s segments.
-const RATE: u32 = 22050;
-const CLIP_SECONDS: usize = 3;
-const SERVING: &str = "timbred: serving timbre.v1 on ";
+use crate::harness::{
+    analyze_for, children_cpu_seconds, classify_request, clips, connect, connect_many, copy_into, cpu_seconds,
+    load_average, median, memory, pcm_input, pool_files, round, runtime, settle, Clip, Daemon, Latency, Memory,
+    CLIP_SECONDS,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,14 +70,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, registry: &PluginRegistry) -> anyhow::Result<()> {
-    let timbred = match &args.timbred {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.parent().context("binary has a directory")?.join("timbred"),
-    };
-    ensure!(timbred.is_file(), "{} is missing: build with `cargo build --release --workspace`", timbred.display());
-    let pool =
-        args.pool.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gtzan-pool"));
-    ensure!(pool.is_dir(), "the GTZAN pool is not at {} (set TIMBRE_GTZAN_POOL or --pool)", pool.display());
+    let timbred = crate::harness::timbred(args.timbred.as_deref())?;
+    let pool = crate::harness::pool(args.pool.as_deref())?;
     ensure!(args.rounds > 0 && args.seconds > 0.0 && !args.clients.is_empty(), "nothing to measure");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let tmp = tempfile::tempdir()?;
@@ -94,7 +88,7 @@ pub fn run(args: Args, registry: &PluginRegistry) -> anyhow::Result<()> {
 
     // The daemon with no roots: idle memory, then Classify at each client count.
     note("starting timbred serve (no roots)");
-    let daemon = Daemon::start(&timbred, &tmp.path().join("data-classify"), None)?;
+    let daemon = Daemon::start(Daemon::command(&timbred, &tmp.path().join("data-classify")))?;
     let idle = settle(daemon.pid())?;
     let mut classify = std::thread::scope(|scope| {
         let in_process = InProcess::start(scope, registry, &catalog, &clips, cores)?;
@@ -227,96 +221,8 @@ fn classify(
     }))
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// The clients run on one thread, so they take at most one core from the daemon.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
-}
-
 fn note(message: &str) {
     eprintln!("timbre-bench daemon: {message}");
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// Every `.flac` of the pool, sorted by path.
-fn pool_files(pool: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for genre in std::fs::read_dir(pool).with_context(|| format!("reading {}", pool.display()))? {
-        let genre = genre?.path();
-        if genre.is_dir() {
-            for entry in std::fs::read_dir(&genre)? {
-                let path = entry?.path();
-                if path.extension().is_some_and(|e| e == "flac") {
-                    files.push(path);
-                }
-            }
-        }
-    }
-    files.sort();
-    ensure!(!files.is_empty(), "no .flac file under {}", pool.display());
-    Ok(files)
-}
-
-struct Clip {
-    name: String,
-    samples: Arc<[f32]>,
-}
-
-/// The first 3 s of `n` clips, mono at 22050 Hz: round the genres, each time the genre's next
-/// clip that lasts at least 3 s (many pool clips are 2-3 s excerpts).
-fn clips(files: &[PathBuf], n: usize) -> anyhow::Result<Vec<Clip>> {
-    let mut by_genre: BTreeMap<PathBuf, std::slice::Iter<'_, PathBuf>> = BTreeMap::new();
-    let mut start = 0;
-    for (index, file) in files.iter().enumerate() {
-        if files.get(index + 1).is_none_or(|next| next.parent() != file.parent()) {
-            by_genre.insert(file.parent().map(Path::to_path_buf).unwrap_or_default(), files[start..=index].iter());
-            start = index + 1;
-        }
-    }
-    let want = RATE as usize * CLIP_SECONDS;
-    let mut clips = Vec::new();
-    while clips.len() < n && !by_genre.is_empty() {
-        by_genre.retain(|_, genre| {
-            if clips.len() == n {
-                return true;
-            }
-            for file in genre.by_ref() {
-                let Ok((mut samples, _)) = decode_whole(file, RATE, 3600.0) else { continue };
-                if samples.len() >= want {
-                    samples.truncate(want);
-                    let parts: Vec<_> = file.iter().rev().take(2).map(|p| p.to_string_lossy().into_owned()).collect();
-                    clips.push(Clip { name: format!("{}/{}", parts[1], parts[0]), samples: samples.into() });
-                    return true;
-                }
-            }
-            false
-        });
-    }
-    ensure!(!clips.is_empty(), "no clip of at least {CLIP_SECONDS} s in the pool");
-    Ok(clips)
-}
-
-fn pcm_input(clip: &Clip) -> AudioInput {
-    AudioInput::Pcm { name: clip.name.clone(), samples: clip.samples.clone(), sample_rate: RATE }
 }
 
 /// Each clip's probabilities per model, label by label, in-process: what the daemon must answer.
@@ -376,58 +282,6 @@ impl Run {
         self.wrong += other.wrong;
         self.cpu += other.cpu;
         self.client_cpu += other.client_cpu;
-    }
-}
-
-/// CPU time (user + system) of `/proc/<which>/stat`, in seconds: a pid, "self" or "thread-self".
-fn cpu_seconds(which: &str) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{which}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit_once(')').context("/proc stat format")?.1.split_whitespace().collect();
-    // proc(5): utime and stime are fields 14 and 15; `fields` starts at field 3.
-    let ticks = fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
-    Ok(ticks / clock_ticks())
-}
-
-/// CPU time of this process's waited-for children (cutime + cstime), in seconds.
-fn children_cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let fields: Vec<&str> = stat.rsplit_once(')').context("/proc stat format")?.1.split_whitespace().collect();
-    // proc(5): cutime and cstime are fields 16 and 17.
-    let ticks = fields.get(13).context("cutime")?.parse::<f64>()? + fields.get(14).context("cstime")?.parse::<f64>()?;
-    Ok(ticks / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-struct Latency {
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-impl Latency {
-    /// Nearest-rank percentiles.
-    fn of(latencies: &[f64]) -> Latency {
-        let mut sorted = latencies.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            if sorted.is_empty() {
-                return f64::NAN;
-            }
-            let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-            sorted[rank - 1]
-        };
-        Latency { p50: at(0.50), p99: at(0.99), max: at(1.0) }
     }
 }
 
@@ -508,46 +362,6 @@ impl InProcess {
     }
 }
 
-/// Latencies of the analyses started within `seconds`, and this thread's CPU time for them.
-fn analyze_for(
-    analyzer: &mut Analyzer,
-    inputs: &[AudioInput],
-    first: usize,
-    seconds: f64,
-) -> anyhow::Result<(Vec<f64>, f64)> {
-    let cpu = cpu_seconds("thread-self")?;
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let mut latencies = Vec::new();
-    let mut next = first;
-    while Instant::now() < deadline {
-        let start = Instant::now();
-        let analysis = analyzer.analyze_input(&inputs[next % inputs.len()], None, Budget::UNLIMITED)?;
-        latencies.push(start.elapsed().as_secs_f64());
-        ensure!(!analysis.predictions.is_empty(), "no prediction");
-        next += 1;
-    }
-    Ok((latencies, cpu_seconds("thread-self")? - cpu))
-}
-
-async fn connect(addr: &str) -> anyhow::Result<TimbreClient<Channel>> {
-    Ok(TimbreClient::connect(addr.to_string())
-        .await
-        .with_context(|| format!("connecting to {addr}"))?
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
-}
-
-fn classify_request(clip: &Clip) -> pb::ClassifyRequest {
-    pb::ClassifyRequest {
-        source: Some(pb::classify_request::Source::Pcm(pb::Pcm {
-            samples: clip.samples.to_vec(),
-            sample_rate: RATE,
-            channels: 1,
-        })),
-        ..Default::default()
-    }
-}
-
 /// Classify each clip once through the daemon and compare with in-process: the largest
 /// difference of any label's probability, and the (clip, model) pairs whose most probable label
 /// differs where the in-process top two are not tied.
@@ -579,14 +393,6 @@ async fn check_answers(
         }
     }
     Ok(json!({ "pairs": pairs, "missing": missing, "top_label_differs": differ, "max_abs_probability_diff": max_diff }))
-}
-
-async fn connect_many(addr: &str, n: usize) -> anyhow::Result<Vec<TimbreClient<Channel>>> {
-    let mut connections = Vec::with_capacity(n);
-    for _ in 0..n {
-        connections.push(connect(addr).await?);
-    }
-    Ok(connections)
 }
 
 /// One client per connection, each sending its next request as soon as the previous answer
@@ -635,162 +441,6 @@ async fn run_clients(connections: &[TimbreClient<Channel>], clips: &[Clip], seco
     Ok(total)
 }
 
-/// A running `timbred serve` on a free loopback port; stopped with SIGTERM (killed when dropped).
-struct Daemon {
-    child: Child,
-    addr: String,
-    /// When the "serving" line was read: start-up is over, the catch-up scan begins.
-    serving: Instant,
-    /// The daemon's CPU time then.
-    cpu_at_serving: f64,
-    log: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(timbred: &Path, data_dir: &Path, root: Option<&Path>) -> anyhow::Result<Daemon> {
-        let mut command = Command::new(timbred);
-        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
-        // The defaults, not the user's timbre.toml (the in-process side uses the defaults too).
-        command.env("XDG_CONFIG_HOME", data_dir.join("config"));
-        if let Some(root) = root {
-            command.arg("--root").arg(root);
-        }
-        let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
-        let stderr = child.stderr.take().context("stderr")?;
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let _ = child.wait();
-                bail!("timbred exited before serving:\n{}", log.lock().expect("log"));
-            };
-            log.lock().expect("log").push_str(&format!("{}\n", strip_ansi(&line)));
-            if let Some(rest) = line.strip_prefix(SERVING) {
-                break format!("http://{}", rest.split_whitespace().next().context("address")?);
-            }
-        };
-        let (serving, cpu_at_serving) = (Instant::now(), cpu_seconds(&child.id().to_string())?);
-        // Keep draining stderr so the daemon never blocks on a full pipe.
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().expect("log").push_str(&format!("{}\n", strip_ansi(&line)));
-            }
-        });
-        Ok(Daemon { child, addr, serving, cpu_at_serving, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
-    }
-
-    /// Worker threads, as the daemon logs them (`engine started workers=N`).
-    fn workers(&self) -> Option<u64> {
-        let log = self.log();
-        let line = log.lines().find(|l| l.contains("engine started"))?;
-        line.split_whitespace().find_map(|w| w.strip_prefix("workers=")).and_then(|n| n.parse().ok())
-    }
-
-    /// SIGTERM and wait (at most 30 s); what the exit looked like, and the log's warnings and errors.
-    fn stop(mut self) -> anyhow::Result<serde_json::Value> {
-        let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status()?;
-        ensure!(sent.success(), "kill -TERM {} failed", self.pid());
-        let asked = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break Some(status);
-            }
-            if asked.elapsed() > Duration::from_secs(30) {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        std::thread::sleep(Duration::from_millis(100)); // let the drain thread read the last lines
-        let log = self.log();
-        let problems: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
-            .take(10)
-            .collect();
-        let shutdown: Vec<&str> =
-            log.lines().skip_while(|l| !l.starts_with("timbred: shutting down")).take(10).collect();
-        Ok(json!({
-            "status": status.map(|s| s.to_string()).unwrap_or_else(|| "still running after SIGTERM + 30 s".into()),
-            "stop_seconds": round(asked.elapsed().as_secs_f64(), 2),
-            "log_warnings_and_errors": problems,
-            "log_from_shutdown": shutdown,
-        }))
-    }
-}
-
-/// The log without terminal colour codes (tracing colours its output even into a pipe).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-impl Memory {
-    fn json(&self) -> serde_json::Value {
-        json!({ "rss_mib": round(self.rss_kib as f64 / 1024.0, 1), "hwm_mib": round(self.hwm_kib as f64 / 1024.0, 1) })
-    }
-}
-
-/// VmRSS and VmHWM of a process.
-fn memory(pid: u32) -> anyhow::Result<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name} for {pid}"))?;
-        Ok(line[name.len()..].trim().trim_end_matches("kB").trim().parse()?)
-    };
-    Ok(Memory { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")? })
-}
-
-/// Memory once start-up has settled: RSS unchanged (within 0.5%) over one second, at most 15 s.
-fn settle(pid: u32) -> anyhow::Result<Memory> {
-    let started = Instant::now();
-    let mut samples = vec![memory(pid)?];
-    loop {
-        std::thread::sleep(Duration::from_millis(250));
-        samples.push(memory(pid)?);
-        let last = &samples[samples.len().saturating_sub(5)..];
-        let (low, high) = last.iter().fold((u64::MAX, 0), |(lo, hi), m| (lo.min(m.rss_kib), hi.max(m.rss_kib)));
-        if (last.len() == 5 && (high - low) as f64 <= 0.005 * high as f64)
-            || started.elapsed() > Duration::from_secs(15)
-        {
-            return Ok(*samples.last().expect("a sample"));
-        }
-    }
-}
-
 struct ScanResult {
     memory: Memory,
     json: serde_json::Value,
@@ -807,14 +457,8 @@ fn scan(
     tmp: &Path,
 ) -> anyhow::Result<ScanResult> {
     let root = tmp.join("library");
-    let mut copied = Vec::new();
-    for file in files.iter().take(limit.unwrap_or(usize::MAX)) {
-        let genre = file.parent().and_then(Path::file_name).context("genre folder")?;
-        let target = root.join(genre).join(file.file_name().context("file name")?);
-        std::fs::create_dir_all(target.parent().context("parent")?)?;
-        std::fs::copy(file, &target).with_context(|| format!("copying {}", file.display()))?;
-        copied.push(target);
-    }
+    let limit = limit.unwrap_or(files.len()).min(files.len());
+    let copied = copy_into(&files[..limit], &root)?;
     let n = copied.len();
     let shortest = copied.iter().min_by_key(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(u64::MAX));
     let shortest = shortest.context("no file")?.clone();
@@ -916,7 +560,9 @@ fn analyze_files(timbred: &Path, files: &[PathBuf], shortest: &Path, cores: usiz
 /// analyses the files and the start-up one finds nothing to do: either way, the same work.
 fn daemon_scan(timbred: &Path, root: &Path, data_dir: &Path, n: usize) -> anyhow::Result<Timed> {
     note(&format!("timbred serve --root <{n} files>: start-up scan"));
-    let daemon = Daemon::start(timbred, data_dir, Some(root))?;
+    let mut command = Daemon::command(timbred, data_dir);
+    command.arg("--root").arg(root);
+    let daemon = Daemon::start(command)?;
     let (seconds, last, states) = runtime()?.block_on(async {
         let mut client = connect(&daemon.addr).await?;
         let mut stream = client.scan(pb::ScanRequest::default()).await?.into_inner();
@@ -928,14 +574,14 @@ fn daemon_scan(timbred: &Path, root: &Path, data_dir: &Path, n: usize) -> anyhow
                 break;
             }
         }
-        let seconds = daemon.serving.elapsed().as_secs_f64();
+        let seconds = daemon.seconds_serving();
         let last = last.context("the Scan stream ended without a message")?;
         ensure!(last.finished, "the Scan stream ended before the scan finished");
         let states = track_states(&mut client).await?;
         anyhow::Ok((seconds, last, states))
     })?;
     let memory = memory(daemon.pid())?;
-    let cpu = cpu_seconds(&daemon.pid().to_string())? - daemon.cpu_at_serving;
+    let cpu = daemon.cpu_since_serving()?;
     let logged = logged_scan_seconds(&daemon.log());
     let stop = daemon.stop()?;
     Ok(Timed {

@@ -2,8 +2,11 @@
 //! exactly the data they give the reference implementation, and compute the ratios.
 //! Plugins are loaded from the .so files next to this binary, through the plugin ABI.
 
+mod chaos;
 mod daemon;
+mod harness;
 mod index;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -47,6 +50,14 @@ enum Command {
     /// several client counts, scan rate against `timbred analyze`, resident memory. Prints a
     /// table and a JSON summary (bench/README.md, "Daemon").
     Daemon(daemon::Args),
+    /// `kill -9` a real `timbred serve` at random moments of its scan, restart it each time, then
+    /// check the library: integrity, every file once, nothing stored redone, Recommend equal to
+    /// brute force (bench/README.md, "Chaos"). Exits non-zero on any violation.
+    Chaos(chaos::Args),
+    /// Many gRPC clients mixing Classify, Recommend and ListTracks against a real `timbred
+    /// serve` for minutes: errors, latency per RPC and resident memory over time
+    /// (bench/README.md, "Soak").
+    Soak(soak::Args),
     /// Recommend-style query latency of the vector index (see bench/src/index.rs); prints a
     /// Markdown table per index size.
     Index(index::IndexArgs),
@@ -74,6 +85,8 @@ fn main() -> anyhow::Result<()> {
     let registry = PluginRegistry::discover(&SearchPath::standard(&[]));
     match Cli::parse().command {
         Command::Daemon(args) => daemon::run(args, &registry)?,
+        Command::Chaos(args) => chaos::run(args)?,
+        Command::Soak(args) => soak::run(args, &registry)?,
         Command::Mel { signal, repeat } => {
             let (samples, _) = read_npy(&signal)?;
             let mut mel = registry.instantiate(PluginKind::Feature, "mel", &serde_json::json!({}))?;

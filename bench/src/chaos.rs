@@ -28,12 +28,8 @@ use crate::harness::{connect, copy_into, load_average, pool_files, round, runtim
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The daemon binary [default: `timbred` next to this binary].
-    #[arg(long)]
-    timbred: Option<PathBuf>,
-    /// The GTZAN pool (<genre>/*.flac) [default: ../shared/data/gtzan-pool of the repository].
-    #[arg(long, env = "TIMBRE_GTZAN_POOL")]
-    pool: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: crate::harness::Inputs,
     /// Pool files copied into the library (a seeded sample).
     #[arg(long, default_value_t = 300)]
     files: usize,
@@ -80,8 +76,7 @@ const ANALYSED: i64 = 2;
 const FAILED: i64 = 3;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let timbred = crate::harness::timbred(args.timbred.as_deref())?;
-    let pool = crate::harness::pool(args.pool.as_deref())?;
+    let (timbred, pool) = args.inputs.resolve()?;
     ensure!(args.files > 0 && (0.0..=1.0).contains(&args.startup_share), "nothing to do");
     let started = Instant::now();
     let load_before = load_average();

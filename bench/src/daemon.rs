@@ -36,12 +36,8 @@ use crate::harness::{
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The daemon binary [default: `timbred` next to this binary].
-    #[arg(long)]
-    timbred: Option<PathBuf>,
-    /// The GTZAN pool (<genre>/*.flac) [default: ../shared/data/gtzan-pool of the repository].
-    #[arg(long, env = "TIMBRE_GTZAN_POOL")]
-    pool: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: crate::harness::Inputs,
     /// Seconds the daemon is timed at each client count (the in-process ceiling gets as long).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -70,8 +66,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, registry: &PluginRegistry) -> anyhow::Result<()> {
-    let timbred = crate::harness::timbred(args.timbred.as_deref())?;
-    let pool = crate::harness::pool(args.pool.as_deref())?;
+    let (timbred, pool) = args.inputs.resolve()?;
     ensure!(args.rounds > 0 && args.seconds > 0.0 && !args.clients.is_empty(), "nothing to measure");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let tmp = tempfile::tempdir()?;

@@ -451,3 +451,21 @@ pub fn settle(pid: u32) -> anyhow::Result<Memory> {
         }
     }
 }
+
+/// The daemon binary and the real music every daemon benchmark needs.
+#[derive(Debug, clap::Args)]
+pub struct Inputs {
+    /// The daemon binary [default: `timbred` next to this binary].
+    #[arg(long)]
+    timbred: Option<PathBuf>,
+    /// The GTZAN pool (<genre>/*.flac) [default: ../shared/data/gtzan-pool of the repository].
+    #[arg(long, env = "TIMBRE_GTZAN_POOL")]
+    pool: Option<PathBuf>,
+}
+
+impl Inputs {
+    /// The binary and the pool, checked to exist.
+    pub fn resolve(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        Ok((timbred(self.timbred.as_deref())?, pool(self.pool.as_deref())?))
+    }
+}

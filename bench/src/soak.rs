@@ -35,12 +35,8 @@ use crate::harness::{
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The daemon binary [default: `timbred` next to this binary].
-    #[arg(long)]
-    timbred: Option<PathBuf>,
-    /// The GTZAN pool (<genre>/*.flac) [default: ../shared/data/gtzan-pool of the repository].
-    #[arg(long, env = "TIMBRE_GTZAN_POOL")]
-    pool: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: crate::harness::Inputs,
     /// Concurrent gRPC clients, one connection each.
     #[arg(long, default_value_t = 32)]
     clients: usize,
@@ -105,8 +101,7 @@ struct Outcome {
 }
 
 pub fn run(args: Args, registry: &PluginRegistry) -> anyhow::Result<()> {
-    let timbred = crate::harness::timbred(args.timbred.as_deref())?;
-    let pool = crate::harness::pool(args.pool.as_deref())?;
+    let (timbred, pool) = args.inputs.resolve()?;
     ensure!(args.clients > 0 && args.seconds > 0.0 && args.period_s > 0.0, "nothing to measure");
     ensure!(args.mix.len() == 3 && args.mix.iter().sum::<usize>() > 0, "--mix takes three weights");
     let load_before = load_average();

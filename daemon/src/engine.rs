@@ -8,7 +8,6 @@ use crate::config::Settings;
 use crate::index::keeper::IndexKeeper;
 use crate::library::scan::ScanError;
 use crate::library::watch::LibraryWatcher;
-use crate::library::LibraryChange;
 use crate::library::{ModelVersion, Scanner, Store, StoreError, TrackFilter, TrackRecord};
 use crate::live::{LiveHub, LivePrediction};
 use crate::models::ModelCatalog;
@@ -57,93 +56,63 @@ pub struct Engine {
     catalog: Arc<ModelCatalog>,
     pool: Arc<WorkerPool>,
     scanner: Arc<Scanner>,
+    /// Taken (and so stopped) at shutdown.
     watcher: std::sync::Mutex<Option<LibraryWatcher>>,
-    live: std::sync::OnceLock<LiveHub>,
-    /// What scans change, until [`Engine::start_index`] hands it to the index keeper.
-    changes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LibraryChange>>>,
-    keeper: std::sync::OnceLock<Arc<IndexKeeper>>,
+    live: LiveHub,
+    keeper: Arc<IndexKeeper>,
 }
 
 impl Engine {
-    /// Load plugins and models, open the library, start the workers. Nothing is scanned
-    /// or watched until [`Engine::follow_library`].
-    pub fn start(settings: Settings) -> Result<Self, EngineError> {
-        let search_path = SearchPath::standard(&settings.plugins.paths);
-        let registry = Arc::new(PluginRegistry::discover(&search_path));
-        let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
-        let threads = settings.worker_threads();
-        let pool = Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
-        let store = Arc::new(Store::open(&settings.database_path())?);
+    /// Everything the daemon runs, started in the one order that works: plugins and models,
+    /// the workers, the library; then the vector index keeper (its first sync sees the library
+    /// before any scan writes), then the library is caught up with and watched, then the live
+    /// sources. Returns a running engine, or the error that kept a part from starting.
+    pub async fn start(settings: Settings) -> Result<Arc<Self>, EngineError> {
+        let (search_path, registry, catalog, pool, store) =
+            tokio::task::block_in_place(|| -> Result<_, EngineError> {
+                let search_path = SearchPath::standard(&settings.plugins.paths);
+                let registry = Arc::new(PluginRegistry::discover(&search_path));
+                let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
+                let threads = settings.worker_threads();
+                let pool =
+                    Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
+                let store = Arc::new(Store::open(&settings.database_path())?);
+                Ok((search_path, registry, catalog, pool, store))
+            })?;
         let versions = model_versions(&catalog, &registry);
         let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
         let scanner = Arc::new(Scanner::new(
-            store,
+            store.clone(),
             pool.clone(),
             versions,
             settings.library.roots.clone(),
             settings.library.extensions.clone(),
             changes_tx,
         ));
-        tracing::info!(workers = threads, database = %settings.database_path().display(), "engine started");
-        Ok(Engine {
+        let keeper = IndexKeeper::start(settings.index.clone(), settings.library.data_dir.clone(), store, changes);
+        let watcher = follow_library(&settings, &scanner);
+        let live = LiveHub::start(&settings.live, pool.clone(), tokio::runtime::Handle::current());
+        tracing::info!(
+            workers = pool.size(),
+            database = %settings.database_path().display(),
+            "engine started"
+        );
+        Ok(Arc::new(Engine {
             settings,
             search_path,
             registry,
             catalog,
             pool,
             scanner,
-            watcher: Default::default(),
-            live: Default::default(),
-            changes: std::sync::Mutex::new(Some(changes)),
-            keeper: Default::default(),
-        })
-    }
-
-    /// Catch up with whatever changed while the daemon was down, then follow the roots.
-    pub fn follow_library(self: &Arc<Self>) {
-        let library = &self.settings.library;
-        if library.roots.is_empty() {
-            return;
-        }
-        if library.watch {
-            let debounce = std::time::Duration::from_millis(library.debounce_ms);
-            let settle = std::time::Duration::from_millis(library.settle_ms);
-            match LibraryWatcher::start(self.scanner.clone(), debounce, settle) {
-                Ok(watcher) => *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher),
-                Err(error) => tracing::warn!("cannot watch the library ({error}); changes are seen by scans only"),
-            }
-        }
-        let scanner = self.scanner.clone();
-        tokio::spawn(async move {
-            let (progress, _keep_alive) = tokio::sync::watch::channel(Default::default());
-            if let Err(error) = scanner.scan(Vec::new(), false, progress).await {
-                tracing::error!("catching up with the library: {error}");
-            }
-        });
-    }
-
-    /// Open the vector index and keep it in line with the library (from within the runtime,
-    /// before the library is followed, so the first sync sees the library before any scan).
-    pub fn start_index(&self) {
-        let Some(changes) = self.changes.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
-        let keeper = IndexKeeper::start(
-            self.settings.index.clone(),
-            self.settings.library.data_dir.clone(),
-            self.scanner.store().clone(),
-            changes,
-        );
-        let _ = self.keeper.set(keeper);
+            watcher: std::sync::Mutex::new(watcher),
+            live,
+            keeper,
+        }))
     }
 
     /// The vector index, when it is open and in sync.
     pub fn index(&self) -> Option<Arc<dyn crate::index::VectorIndex>> {
-        self.keeper.get().and_then(|k| k.index())
-    }
-
-    /// Start the configured live sources (from within the runtime).
-    pub fn start_live(&self) {
-        let hub = LiveHub::start(&self.settings.live, self.pool.clone(), tokio::runtime::Handle::current());
-        let _ = self.live.set(hub);
+        self.keeper.index()
     }
 
     /// Follow the predictions of one live source, or of all when `source` is `None`.
@@ -151,8 +120,10 @@ impl Engine {
         &self,
         source: Option<&str>,
     ) -> Result<tokio::sync::broadcast::Receiver<Arc<LivePrediction>>, EngineError> {
-        let hub = self.live.get();
-        let names = hub.map(|h| h.source_names().to_vec()).unwrap_or_default();
+        let names = self.live.source_names();
+        if names.is_empty() {
+            return Err(EngineError::NotFound("no live sources are configured ([[live]] in the configuration)".into()));
+        }
         if let Some(source) = source {
             if !names.iter().any(|n| n == source) {
                 return Err(EngineError::NotFound(format!(
@@ -161,10 +132,7 @@ impl Engine {
                 )));
             }
         }
-        match hub {
-            Some(hub) => Ok(hub.subscribe()),
-            None => Err(EngineError::NotFound("no live sources are configured ([[live]] in the configuration)".into())),
-        }
+        Ok(self.live.subscribe())
     }
 
     /// Length of the windows a stream is cut into when the client does not say: the
@@ -175,15 +143,11 @@ impl Engine {
 
     /// Stop watching and scanning; analyses in flight finish and are stored.
     pub async fn shutdown(&self) {
-        if let Some(hub) = self.live.get() {
-            tokio::task::block_in_place(|| hub.stop());
-        }
+        tokio::task::block_in_place(|| self.live.stop());
         self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.scanner.stop();
         self.scanner.idle().await;
-        if let Some(keeper) = self.keeper.get() {
-            keeper.shutdown().await;
-        }
+        self.keeper.shutdown().await;
         if let Err(error) = self.scanner.store().checkpoint() {
             tracing::warn!("{error}");
         }
@@ -298,6 +262,32 @@ impl Engine {
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?
             .map_err(EngineError::from)
     }
+}
+
+/// Catch up with whatever changed while the daemon was down, then follow the roots; the
+/// watcher, when the roots are watched.
+fn follow_library(settings: &Settings, scanner: &Arc<Scanner>) -> Option<LibraryWatcher> {
+    let library = &settings.library;
+    if library.roots.is_empty() {
+        return None;
+    }
+    let watcher = if library.watch {
+        let debounce = std::time::Duration::from_millis(library.debounce_ms);
+        let settle = std::time::Duration::from_millis(library.settle_ms);
+        LibraryWatcher::start(scanner.clone(), debounce, settle)
+            .map_err(|error| tracing::warn!("cannot watch the library ({error}); changes are seen by scans only"))
+            .ok()
+    } else {
+        None
+    };
+    let scanner = scanner.clone();
+    tokio::spawn(async move {
+        let (progress, _keep_alive) = tokio::sync::watch::channel(Default::default());
+        if let Err(error) = scanner.scan(Vec::new(), false, progress).await {
+            tracing::error!("catching up with the library: {error}");
+        }
+    });
+    watcher
 }
 
 /// Each model's version as stored with its predictions: the manifest version and the model

@@ -6,7 +6,6 @@
 //! Stop (SIGINT/SIGTERM): stop accepting calls, let calls and analyses in flight finish
 //! within the grace period, store their results, checkpoint the database.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
@@ -35,11 +34,8 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let _lock = crate::library::lock::DataDirLock::acquire(&settings.library.data_dir)?;
     let listener = crate::grpc::bind(settings.listen_addr()).await?;
     let local = listener.local_addr()?;
-    let engine = Arc::new(tokio::task::block_in_place(|| Engine::start(settings))?);
     // Everything a client can ask about is started before the address is announced.
-    engine.start_index();
-    engine.follow_library();
-    engine.start_live();
+    let engine = Engine::start(settings).await?;
     let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
     let roots: Vec<String> = engine.scanner().roots().iter().map(|r| r.display().to_string()).collect();
     // Tests and supervisors read this line to learn the port when the address ends in :0.

@@ -187,3 +187,33 @@ fn the_shipped_models_load_by_default_and_each_predicts_a_distribution() {
         assert!((sum - 1.0).abs() < 1e-4, "{}: probabilities sum to {sum}", prediction["model"]);
     }
 }
+
+#[test]
+fn an_installed_timbred_finds_the_models_in_share_timbre_models() {
+    // $prefix/bin/timbred with its plugins beside it, and a model in $prefix/share/timbre/models.
+    let prefix = tempfile::tempdir().expect("tempdir");
+    let bin = prefix.path().join("bin");
+    let models = prefix.path().join("share/timbre/models/installed-tiny");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::create_dir_all(&models).expect("models");
+    std::fs::copy(crate::util::target_dir().join("timbred"), bin.join("timbred")).expect("copy timbred");
+    for plugin in ["timbre_plugin_mel", "timbre_plugin_onnx"] {
+        let file = crate::util::built_plugin(plugin);
+        std::fs::copy(&file, bin.join(file.file_name().expect("name"))).expect("copy plugin");
+    }
+    for entry in std::fs::read_dir(tiny_model()).expect("tiny model") {
+        let file = entry.expect("entry").path();
+        std::fs::copy(&file, models.join(file.file_name().expect("name"))).expect("copy model file");
+    }
+    let toml = std::fs::read_to_string(models.join("model.toml")).expect("model.toml");
+    std::fs::write(models.join("model.toml"), toml.replacen("name = \"tiny\"", "name = \"installed-tiny\"", 1))
+        .expect("rename the model");
+    let output = crate::util::run(
+        std::process::Command::new(bin.join("timbred")).env_remove("TIMBRE_MODEL_PATH").args(["plugins", "--json"]),
+    );
+    assert!(output.status.success());
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let found = listing["models"].as_array().expect("models").iter().find(|m| m["name"] == "installed-tiny");
+    let found = found.unwrap_or_else(|| panic!("installed-tiny not listed: {listing}"));
+    assert!(found["dir"].as_str().expect("dir").contains("share/timbre/models"), "{found}");
+}

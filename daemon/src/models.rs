@@ -1,8 +1,10 @@
 //! Model folders: finding them, resolving ONNX Runtime for them, and checking each one
 //! once at start-up. A bad folder is refused with the reason; the other models still load.
 //!
-//! Search order for folders: `TIMBRE_MODEL_PATH` (colon-separated), then `--model-path`,
-//! then the shipped `plugins/models/` of the source tree `timbred` was built from.
+//! Search order for folders: `TIMBRE_MODEL_PATH` (colon-separated), then `--model-path`
+//! (`models.paths`), then the installed models: `models/` next to the binary and
+//! `$prefix/share/timbre/models` for a binary in `$prefix/bin`; last, for a binary run from
+//! its build, the `plugins/models/` of the source tree it was built from (when it exists).
 
 use std::path::{Path, PathBuf};
 
@@ -121,8 +123,26 @@ fn search_path(configured: &[PathBuf]) -> Vec<PathBuf> {
         .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
         .unwrap_or_default();
     paths.extend(configured.iter().cloned());
-    paths.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/models"));
+    paths.extend(installed_model_dirs());
+    // A development convenience: `cargo run` and the tests find the shipped models in place.
+    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/models");
+    if source_tree.is_dir() && !paths.contains(&source_tree) {
+        paths.push(source_tree);
+    }
     paths
+}
+
+/// Where an installed `timbred` finds the models shipped with it: `models/` beside the
+/// binary, and `$prefix/share/timbre/models` when the binary is `$prefix/bin/timbred`.
+pub fn installed_model_dirs() -> Vec<PathBuf> {
+    let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) else {
+        return Vec::new();
+    };
+    let mut dirs = vec![bin.join("models")];
+    if let Some(prefix) = bin.parent() {
+        dirs.push(prefix.join("share/timbre/models"));
+    }
+    dirs.into_iter().filter(|dir| dir.is_dir()).collect()
 }
 
 /// Every folder holding a `model.toml`, one level deep, in a stable order.

@@ -99,9 +99,7 @@ impl ModelFolder {
     pub fn open(dir: &Path) -> Result<Self, ManifestError> {
         let fail = |problem| ManifestError { dir: dir.to_path_buf(), problem };
         let text = std::fs::read_to_string(dir.join(MANIFEST_FILE)).map_err(|e| fail(Problem::Unreadable(e)))?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|e| fail(Problem::Malformed(e.message().to_string())))?;
-        manifest.validate().map_err(|reason| fail(Problem::Invalid(reason)))?;
+        let manifest = Manifest::parse(&text).map_err(fail)?;
         let folder = ModelFolder { dir: dir.to_path_buf(), manifest };
         let file = &folder.manifest.model.file;
         let actual = sha256_file(&folder.model_path())
@@ -129,6 +127,13 @@ impl ModelFolder {
 }
 
 impl Manifest {
+    /// Parse and validate the text of a `model.toml`; the model file itself is not read.
+    pub fn parse(text: &str) -> Result<Manifest, Problem> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| Problem::Malformed(e.message().to_string()))?;
+        manifest.validate().map_err(Problem::Invalid)?;
+        Ok(manifest)
+    }
+
     fn validate(&self) -> Result<(), String> {
         let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !name_ok(&self.name) {

@@ -15,7 +15,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::engine::Engine;
 
-pub use service::TimbreService;
+pub use service::{classify_source, recommend_request, ClassifySource, TimbreService};
 
 /// Serve on an already bound listener until `shutdown` resolves, then finish in-flight calls.
 pub async fn serve(

@@ -388,3 +388,58 @@ fn read_state<R: Read>(input: &mut In<R>) -> Load<State> {
     }
     Ok(State { strings, tracks, spaces, generation: 0 })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{EmbeddedIndex, Loaded};
+    use super::*;
+    use crate::index::{EmbeddedConfig, IndexPoint, SpaceVector};
+
+    /// The snapshot the fuzzer's `index_snapshot` target starts from.
+    fn fuzz_seed() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/index_snapshot/small.timbre-ix")
+    }
+
+    /// Six tracks in two spaces, one of them searched through an approximate index.
+    fn write_fuzz_seed(path: &Path) {
+        let index = EmbeddedIndex::open(path, EmbeddedConfig::default()).expect("open");
+        let points = (1..=6i64)
+            .map(|id| {
+                let x = id as f32;
+                IndexPoint {
+                    track_id: id,
+                    path: format!("/music/{id}.flac"),
+                    genre: ["Rock", "Jazz", ""][id as usize % 3].into(),
+                    artist: format!("artist {}", id % 2),
+                    album: format!("album {id}"),
+                    duration_s: 30.0 * id as f64,
+                    vectors: vec![
+                        SpaceVector { space: "cnn".into(), vector: vec![x, 1.0, -x, 0.5], label: "rock".into() },
+                        SpaceVector { space: "pca-knn".into(), vector: vec![1.0, x, 2.0], label: "jazz".into() },
+                    ],
+                }
+            })
+            .collect();
+        index.upsert_blocking(points).expect("upsert");
+        index.train_approximate("cnn");
+        assert!(index.save().expect("save"));
+    }
+
+    /// The fuzzer's seed is a snapshot this version reads. After a change of format, rewrite it
+    /// with `TIMBRE_WRITE_FUZZ_SEED=1 cargo test -p timbre-daemon fuzz_seed`.
+    #[test]
+    fn the_fuzz_seed_is_a_snapshot_this_version_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.timbre-ix");
+        if std::env::var_os("TIMBRE_WRITE_FUZZ_SEED").is_some() {
+            write_fuzz_seed(&path);
+            fs_err::create_dir_all(fuzz_seed().parent().expect("a parent")).expect("mkdir");
+            fs_err::copy(&path, fuzz_seed()).expect("copy the seed");
+        }
+        fs_err::copy(fuzz_seed(), &path).expect("the seed is committed");
+        let index = EmbeddedIndex::open(&path, EmbeddedConfig::default()).expect("open");
+        assert_eq!(index.loaded(), &Loaded::Snapshot { tracks: 6 });
+        assert_eq!(index.spaces(), [("cnn".to_string(), 4), ("pca-knn".to_string(), 3)]);
+        assert!(index.is_approximate("cnn") && !index.is_approximate("pca-knn"));
+    }
+}

@@ -159,8 +159,25 @@ impl Manifest {
         if !(self.features.segment_seconds > 0.0 && self.features.segment_seconds <= 600.0) {
             return Err(format!("[features] segment_seconds {} must be in (0, 600]", self.features.segment_seconds));
         }
+        if let Some(key) = non_finite(&self.features.params) {
+            // JSON would turn it into null, which a plugin reads as "not set": a silent default.
+            return Err(format!("[features] params.{key} must be a finite number (the plugin gets its params as JSON)"));
+        }
         Ok(())
     }
+}
+
+/// The key of the first NaN or infinity in `params`, which JSON cannot carry.
+fn non_finite(params: &toml::Table) -> Option<String> {
+    fn find(value: &toml::Value, key: String) -> Option<String> {
+        match value {
+            toml::Value::Float(x) if !x.is_finite() => Some(key),
+            toml::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| find(v, format!("{key}[{i}]"))),
+            toml::Value::Table(table) => table.iter().find_map(|(k, v)| find(v, format!("{key}.{k}"))),
+            _ => None,
+        }
+    }
+    params.iter().find_map(|(k, v)| find(v, k.clone()))
 }
 
 /// Lower-case hex sha256 of a file, streamed.
@@ -227,6 +244,18 @@ mod tests {
         assert!(ModelFolder::open(dir.path()).expect_err("dup").to_string().contains("twice"));
         let dir = folder(&manifest(HELLO_SHA, "[\"a\"]").replace("labels = [\"a\"]\n", ""), b"hello");
         assert!(ModelFolder::open(dir.path()).expect_err("absent").to_string().contains("labels"));
+    }
+
+    /// Found by fuzzing (fuzz/README.md): `fmax = nan` became JSON null, which the mel plugin
+    /// took for "not set" and replaced with its default instead of refusing it.
+    #[test]
+    fn non_finite_feature_params_are_refused() {
+        for (params, key) in [("fmax = nan", "fmax"), ("top_db = inf", "top_db"), ("x = { y = [1.0, -inf] }", "x.y[1]")] {
+            let text = manifest(HELLO_SHA, "[\"a\"]").replace("n_mels = 128", params);
+            let error = Manifest::parse(&text).expect_err(params).to_string();
+            assert!(error.contains(&format!("params.{key} must be a finite number")), "{params}: {error}");
+        }
+        assert!(Manifest::parse(&manifest(HELLO_SHA, "[\"a\"]").replace("n_mels = 128", "fmax = 8000.0")).is_ok());
     }
 
     #[test]

@@ -442,4 +442,43 @@ mod tests {
         assert_eq!(index.spaces(), [("cnn".to_string(), 4), ("pca-knn".to_string(), 3)]);
         assert!(index.is_approximate("cnn") && !index.is_approximate("pca-knn"));
     }
+
+    /// Snapshots the fuzzer crashed the index with (fuzz/regressions/index_snapshot/), each
+    /// given a valid trailer as the fuzz target does, opened, and changed by an upsert that
+    /// touches every space.
+    #[test]
+    fn fuzz_regressions_open_and_take_an_upsert() {
+        let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/index_snapshot");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.timbre-ix");
+        for entry in fs_err::read_dir(&regressions).expect("the regressions folder") {
+            let input = fs_err::read(entry.expect("entry").path()).expect("read");
+            let body = match input.len().checked_sub(12) {
+                Some(n) if input.ends_with(END) => &input[..n],
+                _ => &input[..],
+            };
+            let mut file = body.to_vec();
+            file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+            file.extend_from_slice(END);
+            fs_err::write(&path, file).expect("write");
+            let config = EmbeddedConfig { exact_limit: 4, threads: 1, ..EmbeddedConfig::default() };
+            let index = EmbeddedIndex::open(&path, config).expect("open");
+            let vectors = index
+                .spaces()
+                .into_iter()
+                .filter(|(name, dim)| *dim <= 1024 && crate::index::check_space_name(name).is_ok())
+                .map(|(space, dim)| SpaceVector { space, vector: vec![0.5; dim], label: "rock".into() })
+                .collect();
+            let point = IndexPoint {
+                track_id: 1,
+                path: "/music/1.flac".into(),
+                genre: "rock".into(),
+                artist: "a".into(),
+                album: "b".into(),
+                duration_s: 1.0,
+                vectors,
+            };
+            index.upsert_blocking(vec![point]).expect("upsert");
+        }
+    }
 }

@@ -21,7 +21,7 @@ use crate::engine::Engine;
 
 pub use auth::{Tokens, TokensError};
 pub use security::{Security, SecurityError};
-pub use service::TimbreService;
+pub use service::{classify_source, recommend_request, ClassifySource, TimbreService};
 
 /// Serve on an already bound listener until `shutdown` resolves, then finish in-flight calls.
 /// The Timbre service and reflection pass through the token interceptor; health does not.

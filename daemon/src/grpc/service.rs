@@ -91,25 +91,72 @@ fn mono(pcm: pb::Pcm, field: &str, max_seconds: f64) -> Result<Vec<f32>, Status>
     Ok(downmix(&pcm.samples, channels))
 }
 
+/// Where the audio of a `Classify` request comes from, once checked.
+#[derive(Debug)]
+pub enum ClassifySource {
+    /// A library path; the engine resolves it and refuses anything outside the roots.
+    Path(String),
+    /// Uploaded bytes or client PCM.
+    Audio(AudioInput),
+}
+
+/// What `Classify` checks before the engine sees the request: a source is given, an upload
+/// is not empty, PCM keeps to its contract and to `max_seconds`.
+pub fn classify_source(
+    source: Option<pb::classify_request::Source>,
+    filename_hint: String,
+    max_seconds: f64,
+) -> Result<ClassifySource, Status> {
+    match source {
+        None => Err(Status::invalid_argument("source: one of path, encoded or pcm is required")),
+        Some(pb::classify_request::Source::Path(path)) => Ok(ClassifySource::Path(path)),
+        Some(pb::classify_request::Source::Encoded(bytes)) => {
+            if bytes.is_empty() {
+                return Err(Status::invalid_argument("encoded: the uploaded file is empty"));
+            }
+            let name = if filename_hint.is_empty() { "upload".into() } else { filename_hint };
+            Ok(ClassifySource::Audio(AudioInput::Encoded { name, bytes: bytes.into() }))
+        }
+        Some(pb::classify_request::Source::Pcm(pcm)) => Ok(ClassifySource::Audio(pcm_input(pcm, "pcm", max_seconds)?)),
+    }
+}
+
+/// A `Recommend` request checked and converted for the engine, which checks the rest against
+/// the library (the model, the examples, the filter).
+pub fn recommend_request(request: pb::RecommendRequest, max_seconds: f64) -> Result<RecommendRequest, Status> {
+    let examples = |refs: Vec<pb::TrackRef>, field: &str| {
+        refs.into_iter()
+            .enumerate()
+            .map(|(i, r)| example(r, &format!("{field}[{i}]"), max_seconds))
+            .collect::<Result<Vec<_>, Status>>()
+    };
+    let strategy = match pb::RecommendStrategy::try_from(request.strategy) {
+        Ok(pb::RecommendStrategy::BestScore) => Strategy::BestScore,
+        Ok(_) => Strategy::AverageVector,
+        Err(_) => return Err(Status::invalid_argument(format!("strategy: unknown value {}", request.strategy))),
+    };
+    Ok(RecommendRequest {
+        positive: examples(request.positive, "positive")?,
+        negative: examples(request.negative, "negative")?,
+        model: (!request.model.is_empty()).then_some(request.model),
+        limit: request.limit as usize,
+        filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
+        diversity: request.diversity,
+        strategy,
+    })
+}
+
 #[tonic::async_trait]
 impl Timbre for TimbreService {
     async fn classify(&self, request: Request<pb::ClassifyRequest>) -> Result<Response<pb::ClassifyResponse>, Status> {
         let request = request.into_inner();
         let max_seconds = self.engine.settings().server.max_audio_seconds;
-        let (input, path) = match request.source {
-            None => return Err(Status::invalid_argument("source: one of path, encoded or pcm is required")),
-            Some(pb::classify_request::Source::Path(path)) => {
+        let (input, path) = match classify_source(request.source, request.filename_hint, max_seconds)? {
+            ClassifySource::Path(path) => {
                 let resolved = self.engine.library_path(&PathBuf::from(&path))?;
                 (AudioInput::File(resolved), path)
             }
-            Some(pb::classify_request::Source::Encoded(bytes)) => {
-                if bytes.is_empty() {
-                    return Err(Status::invalid_argument("encoded: the uploaded file is empty"));
-                }
-                let name = if request.filename_hint.is_empty() { "upload".into() } else { request.filename_hint };
-                (AudioInput::Encoded { name, bytes: bytes.into() }, String::new())
-            }
-            Some(pb::classify_request::Source::Pcm(pcm)) => (pcm_input(pcm, "pcm", max_seconds)?, String::new()),
+            ClassifySource::Audio(input) => (input, String::new()),
         };
         let analysis = self.engine.classify(input, &request.models).await?;
         Ok(Response::new(convert::classify_response(
@@ -142,31 +189,8 @@ impl Timbre for TimbreService {
         &self,
         request: Request<pb::RecommendRequest>,
     ) -> Result<Response<pb::RecommendResponse>, Status> {
-        let request = request.into_inner();
         let max_seconds = self.engine.settings().server.max_audio_seconds;
-        let examples = |refs: Vec<pb::TrackRef>, field: &str| {
-            refs.into_iter()
-                .enumerate()
-                .map(|(i, r)| example(r, &format!("{field}[{i}]"), max_seconds))
-                .collect::<Result<Vec<_>, Status>>()
-        };
-        let strategy = match pb::RecommendStrategy::try_from(request.strategy) {
-            Ok(pb::RecommendStrategy::BestScore) => Strategy::BestScore,
-            Ok(_) => Strategy::AverageVector,
-            Err(_) => return Err(Status::invalid_argument(format!("strategy: unknown value {}", request.strategy))),
-        };
-        let recommendations = self
-            .engine
-            .recommend(RecommendRequest {
-                positive: examples(request.positive, "positive")?,
-                negative: examples(request.negative, "negative")?,
-                model: (!request.model.is_empty()).then_some(request.model),
-                limit: request.limit as usize,
-                filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
-                diversity: request.diversity,
-                strategy,
-            })
-            .await?;
+        let recommendations = self.engine.recommend(recommend_request(request.into_inner(), max_seconds)?).await?;
         Ok(Response::new(pb::RecommendResponse {
             tracks: recommendations.into_iter().map(convert::recommended).collect(),
         }))

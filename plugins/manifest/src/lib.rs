@@ -196,9 +196,7 @@ impl ModelFolder {
             Err(error) => return Err(fail(Problem::Unreadable(error))),
         };
         let text = String::from_utf8(text).map_err(|e| fail(Problem::Malformed(e.to_string())))?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|e| fail(Problem::Malformed(e.message().to_string())))?;
-        manifest.validate().map_err(|reason| fail(Problem::Invalid(reason)))?;
+        let manifest = Manifest::parse(&text).map_err(fail)?;
         Ok(ModelFolder { dir: dir.to_path_buf(), manifest })
     }
 
@@ -266,6 +264,13 @@ impl ModelFolder {
 }
 
 impl Manifest {
+    /// Parse and validate the text of a `model.toml`; the model file itself is not read.
+    pub fn parse(text: &str) -> Result<Manifest, Problem> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| Problem::Malformed(e.message().to_string()))?;
+        manifest.validate().map_err(Problem::Invalid)?;
+        Ok(manifest)
+    }
+
     /// The manifest as `model.toml` text; [`ModelFolder::read_manifest`] reads it back equal.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string(self)
@@ -301,8 +306,27 @@ impl Manifest {
         if !(self.features.segment_seconds > 0.0 && self.features.segment_seconds <= 600.0) {
             return Err(format!("[features] segment_seconds {} must be in (0, 600]", self.features.segment_seconds));
         }
+        if let Some(key) = non_finite(&self.features.params) {
+            // JSON would turn it into null, which a plugin reads as "not set": a silent default.
+            return Err(format!(
+                "[features] params.{key} must be a finite number (the plugin gets its params as JSON)"
+            ));
+        }
         Ok(())
     }
+}
+
+/// The key of the first NaN or infinity in `params`, which JSON cannot carry.
+fn non_finite(params: &toml::Table) -> Option<String> {
+    fn find(value: &toml::Value, key: String) -> Option<String> {
+        match value {
+            toml::Value::Float(x) if !x.is_finite() => Some(key),
+            toml::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| find(v, format!("{key}[{i}]"))),
+            toml::Value::Table(table) => table.iter().find_map(|(k, v)| find(v, format!("{key}.{k}"))),
+            _ => None,
+        }
+    }
+    params.iter().find_map(|(k, v)| find(v, k.clone()))
 }
 
 /// Lower-case hex sha256 of a file, streamed.
@@ -509,6 +533,19 @@ mod tests {
         let huge = "#".repeat(MAX_MANIFEST_BYTES as usize + 1);
         std::fs::write(dir.path().join(MANIFEST_FILE), huge).expect("write");
         assert!(matches!(ModelFolder::open(dir.path()).expect_err("huge").problem, Problem::TooLarge(_)));
+    }
+
+    /// Found by fuzzing (fuzz/README.md): `fmax = nan` became JSON null, which the mel plugin
+    /// took for "not set" and replaced with its default instead of refusing it.
+    #[test]
+    fn non_finite_feature_params_are_refused() {
+        for (params, key) in [("fmax = nan", "fmax"), ("top_db = inf", "top_db"), ("x = { y = [1.0, -inf] }", "x.y[1]")]
+        {
+            let text = manifest(HELLO_SHA, "[\"a\"]").replace("n_mels = 128", params);
+            let error = Manifest::parse(&text).expect_err(params).to_string();
+            assert!(error.contains(&format!("params.{key} must be a finite number")), "{params}: {error}");
+        }
+        assert!(Manifest::parse(&manifest(HELLO_SHA, "[\"a\"]").replace("n_mels = 128", "fmax = 8000.0")).is_ok());
     }
 
     #[test]

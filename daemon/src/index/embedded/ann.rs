@@ -38,7 +38,8 @@ pub(crate) fn maintain(space: &mut Space, exact_limit: usize, threads: usize) {
         }
         return;
     }
-    if !space.is_trained() || n > 2 * space.trained_len || n < space.trained_len / 2 {
+    // `trained_len` comes from the snapshot: any value, so no overflow.
+    if !space.is_trained() || n > space.trained_len.saturating_mul(2) || n < space.trained_len / 2 {
         train(space, threads);
     }
 }

@@ -196,6 +196,11 @@ impl EmbeddedIndex {
         self.inner.read().spaces.get(space).map_or(0, Space::len)
     }
 
+    /// Each space's name and dimension, by name.
+    pub fn spaces(&self) -> Vec<(String, usize)> {
+        self.inner.read().spaces.iter().map(|(name, space)| (name.clone(), space.dim)).collect()
+    }
+
     /// Whether `space` is searched through its approximate index.
     pub fn is_approximate(&self, space: &str) -> bool {
         self.inner.read().spaces.get(space).is_some_and(Space::is_trained)

@@ -316,9 +316,10 @@ pub(crate) fn load(path: &Path) -> Load<State> {
 fn read_state<R: Read>(input: &mut In<R>) -> Load<State> {
     let n = input.count(4)?;
     let mut strings = Strings::default();
-    for _ in 0..n {
+    for i in 0..n {
+        // A string seen before keeps its first id; every later id would then be off by one.
         let s = input.str()?;
-        if strings.intern(s) as usize != strings.values.len() - 1 {
+        if strings.intern(s) as usize != i {
             return Err(corrupt("a string appears twice"));
         }
     }
@@ -387,4 +388,107 @@ fn read_state<R: Read>(input: &mut In<R>) -> Load<State> {
         spaces.insert(name, space);
     }
     Ok(State { strings, tracks, spaces, generation: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{EmbeddedIndex, Loaded};
+    use super::*;
+    use crate::index::{EmbeddedConfig, IndexPoint, SpaceVector};
+
+    /// The snapshot the fuzzer's `index_snapshot` target starts from.
+    fn fuzz_seed() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/index_snapshot/small.timbre-ix")
+    }
+
+    /// Six tracks in two spaces, one of them searched through an approximate index.
+    fn write_fuzz_seed(path: &Path) {
+        let index = EmbeddedIndex::open(path, EmbeddedConfig::default()).expect("open");
+        let points = (1..=6i64)
+            .map(|id| {
+                let x = id as f32;
+                IndexPoint {
+                    track_id: id,
+                    path: format!("/music/{id}.flac"),
+                    genre: ["Rock", "Jazz", ""][id as usize % 3].into(),
+                    artist: format!("artist {}", id % 2),
+                    album: format!("album {id}"),
+                    duration_s: 30.0 * id as f64,
+                    vectors: vec![
+                        SpaceVector { space: "cnn".into(), vector: vec![x, 1.0, -x, 0.5], label: "rock".into() },
+                        SpaceVector { space: "pca-knn".into(), vector: vec![1.0, x, 2.0], label: "jazz".into() },
+                    ],
+                }
+            })
+            .collect();
+        index.upsert_blocking(points).expect("upsert");
+        index.train_approximate("cnn");
+        assert!(index.save().expect("save"));
+    }
+
+    /// The fuzzer's seed is a snapshot this version reads. After a change of format, rewrite it
+    /// with `TIMBRE_WRITE_FUZZ_SEED=1 cargo test -p timbre-daemon fuzz_seed`.
+    #[test]
+    fn the_fuzz_seed_is_a_snapshot_this_version_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.timbre-ix");
+        if std::env::var_os("TIMBRE_WRITE_FUZZ_SEED").is_some() {
+            write_fuzz_seed(&path);
+            fs_err::create_dir_all(fuzz_seed().parent().expect("a parent")).expect("mkdir");
+            fs_err::copy(&path, fuzz_seed()).expect("copy the seed");
+        }
+        fs_err::copy(fuzz_seed(), &path).expect("the seed is committed");
+        let index = EmbeddedIndex::open(&path, EmbeddedConfig::default()).expect("open");
+        assert_eq!(index.loaded(), &Loaded::Snapshot { tracks: 6 });
+        assert_eq!(index.spaces(), [("cnn".to_string(), 4), ("pca-knn".to_string(), 3)]);
+        assert!(index.is_approximate("cnn") && !index.is_approximate("pca-knn"));
+    }
+
+    /// Snapshots the fuzzer crashed the index with (fuzz/regressions/index_snapshot/), each
+    /// given a valid trailer as the fuzz target does, opened, changed by an upsert that
+    /// touches every space, saved and read back.
+    #[test]
+    fn fuzz_regressions_open_take_an_upsert_and_read_back() {
+        let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/index_snapshot");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.timbre-ix");
+        for entry in fs_err::read_dir(&regressions).expect("the regressions folder") {
+            let name = entry.expect("entry").path();
+            let input = fs_err::read(&name).expect("read");
+            let body = match input.len().checked_sub(12) {
+                Some(n) if input.ends_with(END) => &input[..n],
+                _ => &input[..],
+            };
+            let mut file = body.to_vec();
+            file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+            file.extend_from_slice(END);
+            fs_err::write(&path, file).expect("write");
+            let config = EmbeddedConfig { exact_limit: 4, threads: 1, ..EmbeddedConfig::default() };
+            let index = EmbeddedIndex::open(&path, config.clone()).expect("open");
+            let vectors = index
+                .spaces()
+                .into_iter()
+                .filter(|(name, dim)| *dim <= 1024 && crate::index::check_space_name(name).is_ok())
+                .map(|(space, dim)| SpaceVector { space, vector: vec![0.5; dim], label: "rock".into() })
+                .collect();
+            let point = IndexPoint {
+                track_id: 1,
+                path: "/music/1.flac".into(),
+                genre: "rock".into(),
+                artist: "a".into(),
+                album: "b".into(),
+                duration_s: 1.0,
+                vectors,
+            };
+            index.upsert_blocking(vec![point]).expect("upsert");
+            assert!(index.save().expect("save"));
+            let reopened = EmbeddedIndex::open(&path, config).expect("reopen");
+            assert!(
+                matches!(reopened.loaded(), Loaded::Snapshot { .. }),
+                "{}: {:?}",
+                name.display(),
+                reopened.loaded()
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! Input: one embedding per example (a track, or a segment of one). Output: class
 //! probabilities over the head's labels (softmax for logistic regression, vote shares for kNN).
 
+pub mod card;
 mod file;
 mod knn;
 mod logistic;

@@ -166,3 +166,21 @@ fn a_head_file_that_does_not_add_up_is_refused() {
     let err = head.predict(&[1.0]).unwrap_err();
     assert_eq!(err, PredictError::Dimension { expected: 2, actual: 1 });
 }
+
+#[test]
+fn the_card_names_the_upstream_every_label_and_the_chosen_candidate() {
+    let data = blobs(&[&[1.0, 0.0], &[-1.0, 0.0]], 20, 4, 1.0, 9);
+    let (_, report) = train(&examples(&data), &TrainOptions::default()).unwrap();
+    let provenance = card::Provenance {
+        name: "genre",
+        upstream: "musicnn-msd",
+        data: "a folder",
+        command: "timbred train head --embedding musicnn-msd --data DIR --out genre",
+        seconds: 1.5,
+    };
+    let text = card::card(&provenance, &report);
+    for needle in ["# genre", "`musicnn-msd` embedding", "| label0 | 16 | 4 |", "**(chosen)**", "timbred train head"] {
+        assert!(text.contains(needle), "the card lacks {needle}:\n{text}");
+    }
+    assert_eq!(text.matches("**(chosen)**").count(), 1);
+}

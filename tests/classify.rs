@@ -65,7 +65,7 @@ fn classify_by_path_upload_and_pcm_agrees_with_timbred_analyze() {
     write_tone_wav(&tone, 523.0, 6.5);
     let expected = offline_predictions(&file);
     let expected_tone = offline_predictions(&tone);
-    assert_eq!(expected.len(), 4, "the shipped models");
+    assert_eq!(expected.len(), 5, "the shipped models, musicnn-msd included");
 
     let daemon = Daemon::start_with(&["--root", root.path().to_str().expect("utf-8")], &[]);
     runtime().block_on(async {

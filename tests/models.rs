@@ -179,9 +179,16 @@ fn the_shipped_models_load_by_default_and_each_predicts_a_distribution() {
         .map(|p| p["model"].as_str().unwrap_or(""))
         .collect();
     models.sort();
-    assert_eq!(models, vec!["bilstm", "cnn", "cnn-lstm", "pca-knn"], "{}", text(&output.stderr));
+    assert_eq!(models, vec!["bilstm", "cnn", "cnn-lstm", "musicnn-msd", "pca-knn"], "{}", text(&output.stderr));
     for prediction in line["predictions"].as_array().expect("predictions") {
         let labels = prediction["labels"].as_array().expect("labels");
+        if prediction["model"] == "musicnn-msd" {
+            // 50 independent tags: each a probability, no reason to sum to 1.
+            assert_eq!((prediction["kind"].as_str(), labels.len()), (Some("tags"), 50));
+            assert!(labels.iter().all(|l| (0.0..=1.0).contains(&l["probability"].as_f64().unwrap_or(-1.0))));
+            continue;
+        }
+        assert_eq!(prediction["kind"], "classes");
         assert_eq!(labels.len(), 10, "{}: the ten GTZAN genres", prediction["model"]);
         let sum: f64 = labels.iter().map(|l| l["probability"].as_f64().unwrap_or(0.0)).sum();
         assert!((sum - 1.0).abs() < 1e-4, "{}: probabilities sum to {sum}", prediction["model"]);
@@ -216,4 +223,100 @@ fn an_installed_timbred_finds_the_models_in_share_timbre_models() {
     let found = listing["models"].as_array().expect("models").iter().find(|m| m["name"] == "installed-tiny");
     let found = found.unwrap_or_else(|| panic!("installed-tiny not listed: {listing}"));
     assert!(found["dir"].as_str().expect("dir").contains("share/timbre/models"), "{found}");
+}
+
+fn musicnn_dir() -> PathBuf {
+    repo().join("plugins/models/musicnn-msd")
+}
+
+fn musicnn_fixture(name: &str) -> (Vec<f32>, Vec<u64>) {
+    read_npy(&repo().join("tests/data/musicnn").join(name))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The shipped musicnn ONNX file through the real onnx plugin gives what the original
+/// TensorFlow graph gave on the same input (tests/data/musicnn, written by scripts/musicnn/convert).
+#[test]
+fn musicnn_through_the_onnx_plugin_matches_the_tensorflow_graph() {
+    let registry = registry();
+    let catalog = ModelCatalog::discover(&registry, &options(vec![musicnn_dir()], &["musicnn-msd"]));
+    assert!(catalog.refused.is_empty(), "{:?}", catalog.refused);
+    let spec = &catalog.models[0];
+    assert_eq!(spec.folder.manifest.model.kind, timbre_model_manifest::OutputKind::Tags);
+    let mut onnx = spec.instantiate(&registry).expect("instance");
+
+    let (mel, shape) = musicnn_fixture("mel.npy");
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    assert_eq!(shape[1..], [187, 96], "time-major patches");
+    let output = onnx.process(&mel, &shape).expect("onnx");
+    let (tags, _) = musicnn_fixture("tags.npy");
+    let (embedding, _) = musicnn_fixture("embedding.npy");
+    assert_eq!(output.values.shape, vec![shape[0], 50]);
+    let got_embedding = output.embedding.expect("embedding");
+    assert_eq!(got_embedding.shape, vec![shape[0], 200]);
+    let (tag_diff, embedding_diff) =
+        (max_abs_diff(&output.values.data, &tags), max_abs_diff(&got_embedding.data, &embedding));
+    println!("musicnn ONNX vs TensorFlow: tags {tag_diff:.2e}, embedding {embedding_diff:.2e}");
+    assert!(tag_diff <= 1e-4 && embedding_diff <= 1e-4, "tags {tag_diff}, embedding {embedding_diff}");
+}
+
+/// The mel plugin, configured by musicnn-msd's model.toml, turns the fixture's audio into the
+/// input the TensorFlow graph was fed: 187 time-major frames of log10(1 + 10000 mel power).
+#[test]
+fn musicnn_front_end_from_its_manifest_matches_the_fixture_input() {
+    let registry = registry();
+    let folder = timbre_model_manifest::ModelFolder::open(&musicnn_dir()).expect("folder opens, sha256 included");
+    let mut mel = registry.instantiate(PluginKind::Feature, "mel", &folder.feature_params()).expect("mel");
+    let bytes = std::fs::read(repo().join("tests/data/musicnn/audio.npy")).expect("audio.npy");
+    let audio = npyz::NpyFile::new(&bytes[..]).expect("npy");
+    let shape: Vec<usize> = audio.shape().iter().map(|&d| d as usize).collect();
+    let pcm: Vec<f32> = audio.into_vec::<i16>().expect("int16").into_iter().map(|s| s as f32 / 32768.0).collect();
+    // One segment of the daemon's pipeline: segment_seconds at the plugin's sample rate.
+    let segment = (folder.manifest.features.segment_seconds * 16000.0).round() as usize;
+    assert_eq!(shape[1], segment, "a fixture patch is one segment");
+    let output = mel.process(&pcm, &shape).expect("mel").values;
+    let (expected, expected_shape) = musicnn_fixture("mel.npy");
+    assert_eq!(output.shape, expected_shape.iter().map(|&d| d as usize).collect::<Vec<_>>());
+    let diff = max_abs_diff(&output.data, &expected);
+    println!("musicnn front end vs librosa (fixture): max |diff| {diff:.2e}");
+    assert!(diff <= 1e-3, "max |diff| {diff}");
+}
+
+/// The committed model file is the one model.toml and the fixture name (CI: any edit of one
+/// without the others fails here; the loader refuses a checksum mismatch too).
+#[test]
+fn musicnn_model_file_matches_the_sha256_in_its_manifest_and_fixture() {
+    let folder = timbre_model_manifest::ModelFolder::open(&musicnn_dir()).expect("checksum matches model.toml");
+    let actual = timbre_model_manifest::sha256_file(&folder.model_path()).expect("model.onnx");
+    assert_eq!(actual, folder.manifest.model.sha256);
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/data/musicnn/cases.json")).expect("cases.json"),
+    )
+    .expect("JSON");
+    assert_eq!(cases["model_sha256"].as_str(), Some(actual.as_str()), "the fixture was made from this model file");
+    assert!(musicnn_dir().join("LICENSE").is_file() && musicnn_dir().join("CARD.md").is_file());
+    assert_eq!(folder.manifest.model.labels.len(), 50);
+}
+
+/// `timbred analyze` on a real metal clip: musicnn-msd's tags, marked as tags, with a metal
+/// tag among the five most probable.
+#[test]
+fn musicnn_hears_metal_in_a_metal_clip() {
+    let Some(pool) = crate::util::gtzan_pool() else { return };
+    let clip = pool.join("metal/metal.00026.flac");
+    let output = run(timbred()
+        .args(["--models", "musicnn-msd", "--execution-provider", "cpu", "analyze", "--json", "--top-k", "5"])
+        .arg(&clip));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let prediction = &line["predictions"][0];
+    assert_eq!((prediction["model"].as_str(), prediction["kind"].as_str()), (Some("musicnn-msd"), Some("tags")));
+    let top: Vec<&str> =
+        prediction["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
+    println!("{}: {top:?}", clip.display());
+    assert!(top.iter().any(|t| ["metal", "heavy metal", "hard rock"].contains(t)), "{top:?}");
 }

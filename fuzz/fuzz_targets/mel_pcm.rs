@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         reference: p.reference.unwrap_or(d.reference),
         amin: p.amin.unwrap_or(d.amin),
         top_db: p.top_db.unwrap_or(d.top_db),
+        ..d
     };
     // The daemon hands the plugin its configuration as JSON, where NaN and infinities become
     // null (`Manifest::parse` refuses them in a model.toml; here they reach the plugin).

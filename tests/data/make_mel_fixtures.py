@@ -24,7 +24,11 @@ The reference for each case is
             norm=norm)
     mel = librosa.power_to_db(S, ref=ref, amin=amin, top_db=top_db)
 
-i.e. power_to_db (10*log10) is applied to the mel output whatever `power` is.
+i.e. power_to_db (10*log10) is applied to the mel output whatever `power` is;
+with compression = "log10_1p" it is instead `np.log10(compression_c * S + 1)`
+(musicnn's front end).  `pad_mode` goes to librosa's STFT; `frames` keeps the
+first `frames` frames; layout "time_major" stores the matrix transposed,
+[frames, n_mels].
 """
 
 from __future__ import annotations
@@ -60,6 +64,22 @@ DEFAULT_PARAMS = {
     "ref": 1.0,
     "amin": 1e-10,
     "top_db": 80.0,
+    "pad_mode": "constant",  # or "reflect" (librosa < 0.10's default)
+    "compression": "power_to_db",  # or "log10_1p": log10(1 + compression_c * S)
+    "compression_c": 10000.0,
+    "frames": None,  # null = every frame; else the first `frames`
+    "layout": "mel_major",  # or "time_major": stored as [frames, n_mels]
+}
+
+# musicnn's front end (plugins/models/musicnn-msd/model.toml).
+MUSICNN_PARAMS = {
+    "sample_rate": 16000,
+    "n_fft": 512,
+    "hop_length": 256,
+    "n_mels": 96,
+    "pad_mode": "reflect",
+    "compression": "log10_1p",
+    "compression_c": 10000.0,
 }
 
 PARAM_KEYS = list(DEFAULT_PARAMS)
@@ -167,6 +187,27 @@ def build_cases() -> list[dict]:
                 "power": 1.0,
             },
         ),
+        dict(
+            name="musicnn_tone",
+            description="1 s, 440 Hz + 3 harmonics at 16000 Hz through musicnn's front end: "
+            "96 bands, n_fft 512, hop 256, reflect padding, log10(1 + 10000 S), all 63 frames",
+            y=tone_with_harmonics(1.0, 16000),
+            params=dict(MUSICNN_PARAMS),
+        ),
+        dict(
+            name="musicnn_noise_patch",
+            description="0.75 s white noise (seed 7) at 16000 Hz, musicnn's front end, "
+            "cut to the first 40 frames, time-major ([frames, n_mels])",
+            y=white_noise(0.75, 16000, seed=7, amplitude=0.3),
+            params={**MUSICNN_PARAMS, "frames": 40, "layout": "time_major"},
+        ),
+        dict(
+            name="reflect_short",
+            description="400 samples (shorter than n_fft 512: the reflection wraps) at 16000 Hz, "
+            "reflect padding, power_to_db",
+            y=short_signal(400, 16000, seed=5),
+            params={"sample_rate": 16000, "n_fft": 512, "hop_length": 128, "n_mels": 32, "pad_mode": "reflect"},
+        ),
     ]
 
 
@@ -189,11 +230,16 @@ def reference_log_mel(y32: np.ndarray, p: dict) -> np.ndarray:
             fmax=p["fmax"],
             htk=p["htk"],
             norm=p["norm"],
+            pad_mode=p["pad_mode"],
         )
     assert S.dtype == np.float64, S.dtype
-    if p["to_db"]:
+    if p["frames"] is not None:
+        S = S[:, : p["frames"]]
+    if p["to_db"] and p["compression"] == "log10_1p":
+        S = np.log10(p["compression_c"] * S + 1)
+    elif p["to_db"]:
         S = librosa.power_to_db(S, ref=p["ref"], amin=p["amin"], top_db=p["top_db"])
-    return S
+    return S.T if p["layout"] == "time_major" else S
 
 
 def main() -> int:
@@ -216,12 +262,18 @@ def main() -> int:
             if params["center"]
             else 1 + (len(y) - params["n_fft"]) // params["hop_length"]
         )
-        assert mel.shape == (params["n_mels"], n_frames_expected), (case["name"], mel.shape)
+        if params["frames"] is not None:
+            n_frames_expected = params["frames"]
+        expected_shape = (params["n_mels"], n_frames_expected)
+        if params["layout"] == "time_major":
+            expected_shape = expected_shape[::-1]
+        assert mel.shape == expected_shape, (case["name"], mel.shape)
 
         input_file = f"{case['name']}.input.npy"
         mel_file = f"{case['name']}.mel.npy"
         np.save(OUT_DIR / input_file, y)
-        np.save(OUT_DIR / mel_file, mel.astype(np.float32))
+        # C order: a time-major matrix is a transpose, which np.save would store in Fortran order.
+        np.save(OUT_DIR / mel_file, np.ascontiguousarray(mel, dtype=np.float32))
 
         listed.append(
             {
@@ -248,12 +300,18 @@ def main() -> int:
         "scipy_version": scipy.__version__,
         "conventions": {
             "reference": "librosa.power_to_db(librosa.feature.melspectrogram(y=input.astype(float64), "
-            "sr=sample_rate, n_fft, hop_length, win_length, center, power, n_mels, fmin, fmax, htk, norm), "
+            "sr=sample_rate, n_fft, hop_length, win_length, center, power, n_mels, fmin, fmax, htk, norm, pad_mode), "
             "ref, amin, top_db); power_to_db is applied whatever `power` is",
+            "compression": "\"power_to_db\" as above; \"log10_1p\": np.log10(compression_c * S + 1) instead "
+            "(musicnn's front end; ref, amin and top_db unused)",
+            "frames_option": "frames null keeps every frame; else the first `frames` frames (before power_to_db's "
+            "top_db floor, which is relative to the kept frames' maximum)",
+            "layout": "\"mel_major\": <name>.mel.npy is [n_mels, frames]; \"time_major\": [frames, n_mels]",
             "window": "hann, periodic (scipy.signal.get_window('hann', win_length, fftbins=True)), "
             "zero-padded to n_fft and centred when win_length < n_fft",
-            "pad_mode": "constant (zeros): with center=true the signal is padded with n_fft // 2 "
-            "zeros on each side (librosa >= 0.10 default)",
+            "pad_mode": "with center=true the signal is padded with n_fft // 2 samples on each side: "
+            "\"constant\" zeros (librosa >= 0.10 default) or \"reflect\" (numpy.pad mode reflect, "
+            "librosa < 0.10 default, what musicnn was trained with)",
             "frames": "center=true: 1 + n_samples // hop_length; center=false: 1 + (n_samples - n_fft) // hop_length",
             "win_length": "null means n_fft",
             "fmax": "null means sample_rate / 2",

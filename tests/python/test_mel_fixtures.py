@@ -20,6 +20,7 @@ MEL_DIR = Path(__file__).resolve().parents[1] / "data" / "mel"
 PARAM_KEYS = [
     "sample_rate", "n_fft", "hop_length", "win_length", "center", "power", "n_mels",
     "fmin", "fmax", "htk", "norm", "to_db", "ref", "amin", "top_db",
+    "pad_mode", "compression", "compression_c", "frames", "layout",
 ]
 
 
@@ -47,7 +48,8 @@ def test_cases_json_is_complete():
         mel = np.load(MEL_DIR / case["expected"])
         assert y.dtype == np.float32 and y.ndim == 1 and len(y) == case["n_samples"]
         assert mel.dtype == np.float32 and list(mel.shape) == case["shape"]
-        assert mel.shape[0] == case["params"]["n_mels"]
+        mel_axis = 1 if case["params"]["layout"] == "time_major" else 0
+        assert mel.shape[mel_axis] == case["params"]["n_mels"]
 
 
 def _librosa_log_mel(y32: np.ndarray, p: dict) -> np.ndarray:
@@ -58,9 +60,15 @@ def _librosa_log_mel(y32: np.ndarray, p: dict) -> np.ndarray:
         S = librosa.feature.melspectrogram(
             y=y32.astype(np.float64), sr=p["sample_rate"], n_fft=p["n_fft"], hop_length=p["hop_length"],
             win_length=p["win_length"], center=p["center"], power=p["power"], n_mels=p["n_mels"],
-            fmin=p["fmin"], fmax=p["fmax"], htk=p["htk"], norm=p["norm"],
+            fmin=p["fmin"], fmax=p["fmax"], htk=p["htk"], norm=p["norm"], pad_mode=p["pad_mode"],
         )
-    return librosa.power_to_db(S, ref=p["ref"], amin=p["amin"], top_db=p["top_db"]) if p["to_db"] else S
+    if p["frames"] is not None:
+        S = S[:, : p["frames"]]
+    if p["to_db"] and p["compression"] == "log10_1p":
+        S = np.log10(p["compression_c"] * S + 1)
+    elif p["to_db"]:
+        S = librosa.power_to_db(S, ref=p["ref"], amin=p["amin"], top_db=p["top_db"])
+    return S.T if p["layout"] == "time_major" else S
 
 
 # ---- independent implementation, from the conventions in cases.json only ----
@@ -106,7 +114,7 @@ def _numpy_log_mel(y32: np.ndarray, p: dict) -> np.ndarray:
     win_length = n_fft if p["win_length"] is None else p["win_length"]
     y = y32.astype(np.float64)
     if p["center"]:
-        y = np.pad(y, n_fft // 2, mode="constant")
+        y = np.pad(y, n_fft // 2, mode=p["pad_mode"])
     n = np.arange(win_length)
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)  # periodic Hann
     left = (n_fft - win_length) // 2
@@ -116,12 +124,17 @@ def _numpy_log_mel(y32: np.ndarray, p: dict) -> np.ndarray:
     spec = np.abs(np.fft.rfft(frames * window[:, None], axis=0)) ** p["power"]
     fb = _mel_filterbank(p["sample_rate"], n_fft, p["n_mels"], p["fmin"], p["fmax"], p["htk"], p["norm"])
     S = fb @ spec
+    if p["frames"] is not None:
+        S = S[:, : p["frames"]]
     if not p["to_db"]:
         return S
-    db = 10.0 * np.log10(np.maximum(S, p["amin"])) - 10.0 * np.log10(max(p["ref"], p["amin"]))
-    if p["top_db"] is not None:
-        db = np.maximum(db, db.max() - p["top_db"])
-    return db
+    if p["compression"] == "log10_1p":
+        out = np.log1p(p["compression_c"] * S) / np.log(10.0)
+    else:
+        out = 10.0 * np.log10(np.maximum(S, p["amin"])) - 10.0 * np.log10(max(p["ref"], p["amin"]))
+        if p["top_db"] is not None:
+            out = np.maximum(out, out.max() - p["top_db"])
+    return out.T if p["layout"] == "time_major" else out
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

@@ -216,3 +216,43 @@ def test_features_reports_bad_files_and_still_writes_good_ones(run_features, tmp
     report(f"bad-input run: exit status {run.returncode}; good clip written, max |diff| vs librosa {max_diff:.6f} dB")
     report("  stderr: " + " | ".join(line for line in run.stderr.strip().splitlines()[-6:]))
     assert max_diff <= TOLERANCE_DB, f"{good.name}: max |diff| {max_diff:.4f} dB > {TOLERANCE_DB} dB"
+
+
+# musicnn's front end (plugins/models/musicnn-msd/model.toml), on the pool's 16 kHz 30 s clips.
+MUSICNN_SET = [
+    "sample_rate=16000", "n_fft=512", "hop_length=256", "n_mels=96",
+    "compression=log10_1p", "compression_c=10000", "layout=time_major",
+]
+MUSICNN_TOLERANCE = 1e-3
+
+
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_mel_musicnn_front_end_matches_librosa_on_real_clips(timbred_and_pool, run_features, tmp_path, report, pad_mode):
+    """np.log10(10000 * librosa.feature.melspectrogram(y, sr=16000, n_fft=512, hop_length=256,
+    n_mels=96) + 1), time-major, within 1e-3 on whole 30 s clips: with librosa's current zero
+    padding and with the reflect padding of the librosa musicnn ran on (the model's setting)."""
+    _, pool = timbred_and_pool
+    clips = read_manifest(pool)
+    chosen = []
+    for genre in ("metal", "classical", "hiphop", "jazz"):
+        of_genre = sorted((c for c in clips if c.genre == genre and c.sample_rate == 16000
+                           and c.channels == 1 and c.duration_s >= LONG_CLIP_S), key=_stable_key)
+        chosen.extend(of_genre[:1])
+    if not chosen:
+        pytest.skip(f"no 16 kHz mono 30 s clip in {pool}")
+    out_dir = tmp_path / "out"
+    extra = [arg for kv in MUSICNN_SET + [f"pad_mode={pad_mode}"] for arg in ("--set", kv)]
+    run = run_features([c.path for c in chosen], out_dir, extra_args=extra)
+    assert run.returncode == 0, f"timbred features failed\n{run.describe()}"
+    worst = 0.0
+    for clip in chosen:
+        ours = load_output(out_dir, clip.path)
+        y, sr = sf.read(clip.path, dtype="float64")
+        ref = np.log10(10000 * librosa.feature.melspectrogram(
+            y=y, sr=16000, n_fft=512, hop_length=256, n_mels=96, pad_mode=pad_mode) + 1).T
+        assert ours.shape == ref.shape, f"{clip.rel}: shape {ours.shape}, librosa (time-major) {ref.shape}"
+        diff = float(np.abs(ours.astype(np.float64) - ref).max())
+        worst = max(worst, diff)
+        report(f"musicnn front end ({pad_mode}) {clip.rel}: {ours.shape[0]}x{ours.shape[1]}, max |diff| {diff:.2e}")
+        assert diff <= MUSICNN_TOLERANCE, f"{clip.rel}: max |diff| {diff} > {MUSICNN_TOLERANCE}"
+    report(f"musicnn front end ({pad_mode}): worst max |diff| {worst:.2e} over {len(chosen)} clips")

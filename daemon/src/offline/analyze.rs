@@ -37,7 +37,7 @@ pub fn to_json(analysis: &Analysis, top_k: usize, with_segments: bool) -> serde_
         .iter()
         .map(|p| {
             let mut prediction =
-                serde_json::json!({ "model": p.model, "labels": top_labels(&p.labels, &p.probabilities, top_k) });
+                serde_json::json!({ "model": p.model, "kind": p.kind, "labels": top_labels(&p.labels, &p.probabilities, top_k) });
             if with_segments {
                 let seconds = p.segment_seconds;
                 prediction["segments"] = p

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::metrics::{argmax, ClassScores, Confusion};
+use timbre_model_manifest::OutputKind;
+
 use crate::models::ModelCatalog;
 use crate::pipeline::analysis::Analyzer;
 use crate::pipeline::{SegmentOptions, TrackPrediction};
@@ -159,14 +161,24 @@ pub fn run(
     progress: impl FnMut(usize, usize) + Send,
 ) -> Result<EvalReport, EvalError> {
     let (results, failed) = labelled_predictions(registry, catalog, request, progress)?;
+    // Accuracy against one label per file means classes: tag models (musicnn's 50 tags) are
+    // neither scored here nor part of the ensemble.
+    let classes = |spec: &&crate::models::ModelSpec| spec.folder.manifest.model.kind == OutputKind::Classes;
+    let results: Vec<Labelled> = results
+        .into_iter()
+        .map(|(label, predictions)| {
+            (label, predictions.into_iter().filter(|p| p.kind == OutputKind::Classes).collect())
+        })
+        .collect();
     let mut models: Vec<ModelReport> = catalog
         .models
         .iter()
+        .filter(classes)
         .map(|spec| {
             report(spec.name(), &results, |predictions| predictions.iter().find(|p| p.model == spec.name()).cloned())
         })
         .collect();
-    if catalog.models.len() > 1 {
+    if catalog.models.iter().filter(classes).count() > 1 {
         models.push(report("ensemble", &results, ensemble));
     }
     Ok(EvalReport {
@@ -206,6 +218,7 @@ fn ensemble(predictions: &[TrackPrediction]) -> Option<TrackPrediction> {
     };
     Some(TrackPrediction {
         model: "ensemble".into(),
+        kind: OutputKind::Classes,
         labels,
         segment_seconds: first.segment_seconds,
         probabilities,

@@ -94,7 +94,7 @@ impl Analyzer {
         for spec in &catalog.models {
             let features = &spec.folder.manifest.features;
             let extractor = FeatureExtractor::new(registry, &features.plugin, &spec.folder.feature_params())?;
-            let options = SegmentOptions { seconds: features.segment_seconds, ..options };
+            let options = SegmentOptions { seconds: features.segment_seconds, padding: features.padding, ..options };
             let classifier = Classifier::new(spec, registry)?;
             let same = |g: &&mut FeatureGroup| {
                 g.extractor.name() == extractor.name() && g.extractor.info() == extractor.info() && g.options == options

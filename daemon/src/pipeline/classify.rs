@@ -1,12 +1,15 @@
 //! The classifier stage: a classifier plugin instance fed feature batches, and the
 //! aggregation of segment results into a track result (mean probability).
 
+use timbre_model_manifest::OutputKind;
+
 use crate::models::ModelSpec;
 use crate::pipeline::FeatureBatch;
 use crate::plugin_host::{PluginError, PluginInstance, PluginRegistry};
 
 pub struct Classifier {
     name: String,
+    kind: OutputKind,
     labels: Vec<String>,
     embedding_size: usize,
     segment_seconds: f64,
@@ -17,10 +20,13 @@ pub struct Classifier {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TrackPrediction {
     pub model: String,
+    /// Classes (one answer, probabilities sum to 1) or tags (each independent).
+    pub kind: OutputKind,
     pub labels: Vec<String>,
     /// Length of the segments this model reads.
     pub segment_seconds: f64,
-    /// Mean of the segments' probabilities, in `labels` order.
+    /// Mean of the segments' probabilities, in `labels` order (for tags too: the mean of the
+    /// segments' independent probabilities).
     pub probabilities: Vec<f32>,
     /// Per segment, in `labels` order.
     pub segments: Vec<Vec<f32>>,
@@ -48,6 +54,7 @@ impl Classifier {
         let manifest = &spec.folder.manifest;
         Ok(Classifier {
             name: manifest.name.clone(),
+            kind: manifest.model.kind,
             labels: manifest.model.labels.clone(),
             embedding_size: manifest.model.embedding_size,
             segment_seconds: manifest.features.segment_seconds,
@@ -86,6 +93,7 @@ impl Classifier {
         TrackAccumulator {
             prediction: TrackPrediction {
                 model: self.name.clone(),
+                kind: self.kind,
                 labels: self.labels.clone(),
                 segment_seconds: self.segment_seconds,
                 probabilities: vec![0.0; self.labels.len()],
@@ -132,6 +140,7 @@ mod tests {
         let mut acc = TrackAccumulator {
             prediction: TrackPrediction {
                 model: "m".into(),
+                kind: OutputKind::Classes,
                 labels: vec!["a".into(), "b".into()],
                 segment_seconds: 3.0,
                 probabilities: vec![0.0; 2],

@@ -21,6 +21,7 @@ pub use features::{FeatureBatch, FeatureExtractor};
 pub use input::{AudioInput, BlockReader};
 pub use resample::{ResampleError, Resampler};
 pub use segment::{Segment, Segmenter};
+pub use timbre_model_manifest::Padding;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -57,11 +58,13 @@ pub struct SegmentOptions {
     pub seconds: f64,
     /// Keep a final partial segment holding at least this fraction of a segment.
     pub min_tail: f64,
+    /// How a partial segment is completed: silence, or its own audio repeated.
+    pub padding: Padding,
 }
 
 impl Default for SegmentOptions {
     fn default() -> Self {
-        SegmentOptions { seconds: 3.0, min_tail: 0.5 }
+        SegmentOptions { seconds: 3.0, min_tail: 0.5, padding: Padding::Zeros }
     }
 }
 
@@ -93,7 +96,7 @@ impl SegmentStream {
         SegmentStream {
             decoder,
             resampler: None,
-            segmenter: Segmenter::new(len, target_rate, options.min_tail),
+            segmenter: Segmenter::new(len, target_rate, options.min_tail).with_padding(options.padding),
             target_rate,
             ready: Default::default(),
             resampled: Vec::new(),

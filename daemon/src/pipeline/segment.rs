@@ -1,24 +1,28 @@
 //! Cutting a mono stream into fixed-length segments (3 s by default).
 
+use timbre_model_manifest::Padding;
+
 /// One fixed-length piece of a track.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
     pub index: usize,
     /// Start time in the track, seconds.
     pub start_s: f64,
-    /// Always the configured segment length; the tail of the last segment is zero-padded.
+    /// Always the configured segment length; the tail of the last segment is padded (zeros, or
+    /// its own audio repeated).
     pub samples: Vec<f32>,
     /// How many of `samples` are audio rather than padding.
     pub valid: usize,
 }
 
-/// Accumulates samples and emits full segments. The final partial segment is kept,
-/// zero-padded, when it holds at least `min_tail` of a segment, or when the track is
-/// shorter than one segment (so every non-empty track has at least one).
+/// Accumulates samples and emits full segments. The final partial segment is kept, padded,
+/// when it holds at least `min_tail` of a segment, or when the track is shorter than one
+/// segment (so every non-empty track has at least one).
 pub struct Segmenter {
     len: usize,
     sample_rate: u32,
     min_tail: f64,
+    padding: Padding,
     buffer: Vec<f32>,
     next_index: usize,
 }
@@ -26,7 +30,19 @@ pub struct Segmenter {
 impl Segmenter {
     pub fn new(len: usize, sample_rate: u32, min_tail: f64) -> Self {
         assert!(len > 0, "segment length must be positive");
-        Segmenter { len, sample_rate, min_tail, buffer: Vec::with_capacity(len), next_index: 0 }
+        Segmenter {
+            len,
+            sample_rate,
+            min_tail,
+            padding: Padding::Zeros,
+            buffer: Vec::with_capacity(len),
+            next_index: 0,
+        }
+    }
+
+    /// Complete the final partial segment as `padding` says (zeros by default).
+    pub fn with_padding(self, padding: Padding) -> Self {
+        Segmenter { padding, ..self }
     }
 
     /// Samples per segment.
@@ -53,7 +69,16 @@ impl Segmenter {
             return None;
         }
         let mut samples = std::mem::take(&mut self.buffer);
-        samples.resize(self.len, 0.0);
+        match self.padding {
+            Padding::Zeros => samples.resize(self.len, 0.0),
+            // The audio again from its start, as many times as it takes (musicnn's repeat-pad).
+            Padding::Repeat => {
+                while samples.len() < self.len {
+                    let more = valid.min(self.len - samples.len());
+                    samples.extend_from_within(..more);
+                }
+            }
+        }
         Some(self.segment(samples, valid))
     }
 
@@ -90,6 +115,21 @@ mod tests {
             assert_eq!(&segments[3].samples[5..], &[0.0; 5]);
             assert_eq!(segments[2].start_s, 2.0);
         }
+    }
+
+    #[test]
+    fn repeat_padding_fills_a_partial_segment_with_its_own_audio() {
+        let mut segmenter = Segmenter::new(10, 10, 0.5).with_padding(Padding::Repeat);
+        let mut out = Vec::new();
+        segmenter
+            .push(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0], &mut out);
+        out.extend(segmenter.finish());
+        assert_eq!(out[1].samples, vec![11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 11.0, 12.0, 13.0, 14.0]);
+        assert_eq!(out[1].valid, 6);
+        let mut short = Segmenter::new(10, 10, 0.5).with_padding(Padding::Repeat);
+        short.push(&[1.0, 2.0, 3.0], &mut out);
+        let only = short.finish().expect("a short track keeps its segment");
+        assert_eq!(only.samples, vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0]);
     }
 
     #[test]

@@ -40,9 +40,38 @@ pub struct FeatureSpec {
     pub plugin: String,
     /// Length of the segments the model sees.
     pub segment_seconds: f64,
+    /// How a segment the audio does not fill (a short track, a track's tail) is completed.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub padding: Padding,
     /// Its configuration, passed to it as JSON.
     #[serde(default)]
     pub params: toml::Table,
+}
+
+/// How a partial segment is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    /// With silence.
+    #[default]
+    Zeros,
+    /// With the audio itself, repeated from its start (musicnn's "repeat-pad").
+    Repeat,
+}
+
+/// What a model's probabilities are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    /// Mutually exclusive classes (softmax): each row sums to 1, one answer per segment.
+    #[default]
+    Classes,
+    /// Independent tags (a sigmoid each): any number may hold at once.
+    Tags,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +80,9 @@ pub struct ModelSpec {
     /// Classifier plugin that runs the file; by default "onnx" for `.onnx` files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// `"classes"` (softmax, the default) or `"tags"` (independent sigmoids).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kind: OutputKind,
     pub file: String,
     pub sha256: String,
     /// Input tensor name, `[batch, n_features, frames]`.
@@ -88,6 +120,7 @@ impl Default for ModelSpec {
     fn default() -> Self {
         ModelSpec {
             plugin: None,
+            kind: OutputKind::Classes,
             file: String::new(),
             sha256: String::new(),
             input: default_input(),
@@ -108,7 +141,7 @@ impl FeatureSpec {
             None => toml::Table::new(),
             Some(_) => return Err("feature params must be a JSON object".to_string()),
         };
-        Ok(FeatureSpec { plugin: plugin.to_string(), segment_seconds, params })
+        Ok(FeatureSpec { plugin: plugin.to_string(), segment_seconds, padding: Padding::Zeros, params })
     }
 }
 
@@ -546,6 +579,22 @@ mod tests {
             assert!(error.contains(&format!("params.{key} must be a finite number")), "{params}: {error}");
         }
         assert!(Manifest::parse(&manifest(HELLO_SHA, "[\"a\"]").replace("n_mels = 128", "fmax = 8000.0")).is_ok());
+    }
+
+    #[test]
+    fn kind_and_padding_default_to_classes_and_zeros_and_round_trip() {
+        let text = manifest(HELLO_SHA, "[\"a\"]");
+        let parsed = Manifest::parse(&text).expect("parses");
+        assert_eq!((parsed.model.kind, parsed.features.padding), (OutputKind::Classes, Padding::Zeros));
+        assert!(!parsed.to_toml().expect("toml").contains("kind"), "defaults are left out");
+        let tagged = text
+            .replace("[model]\n", "[model]\nkind = \"tags\"\n")
+            .replace("segment_seconds = 3.0\n", "segment_seconds = 3.0\npadding = \"repeat\"\n");
+        let parsed = Manifest::parse(&tagged).expect("parses");
+        assert_eq!((parsed.model.kind, parsed.features.padding), (OutputKind::Tags, Padding::Repeat));
+        assert_eq!(Manifest::parse(&parsed.to_toml().expect("toml")).expect("reads back"), parsed);
+        let error = Manifest::parse(&text.replace("[model]\n", "[model]\nkind = \"tag\"\n")).expect_err("typo");
+        assert!(error.to_string().contains("tag"), "{error}");
     }
 
     #[test]

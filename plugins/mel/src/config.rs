@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Every parameter of `librosa.power_to_db(librosa.feature.melspectrogram(...))`.
+/// Every parameter of `librosa.power_to_db(librosa.feature.melspectrogram(...))`, plus the
+/// front ends of pretrained models that compress differently or read time-major frames.
 /// The defaults are librosa's, at timbre's sample rate of 22050 Hz.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -15,8 +16,11 @@ pub struct MelConfig {
     pub hop_length: usize,
     /// Window length; `None` means `n_fft`. A shorter window is centred in the FFT frame.
     pub win_length: Option<usize>,
-    /// Centre frames on their sample, zero-padding `n_fft / 2` on both sides.
+    /// Centre frames on their sample, padding `n_fft / 2` on both sides.
     pub center: bool,
+    /// How centring pads: `"constant"` (zeros, librosa >= 0.10) or `"reflect"` (the signal
+    /// mirrored about its end samples, as `numpy.pad(mode="reflect")`; librosa < 0.10's default).
+    pub pad_mode: PadMode,
     /// Exponent of the magnitude: 2 for power, 1 for energy.
     pub power: f64,
     /// Number of mel bands.
@@ -29,8 +33,13 @@ pub struct MelConfig {
     pub htk: bool,
     /// `"slaney"` divides each triangle by its width (constant energy per band); `None` leaves them at peak 1.
     pub norm: Option<MelNorm>,
-    /// Convert to decibels with `power_to_db`.
+    /// Compress the mel power with `compression`; `false` leaves it linear.
     pub to_db: bool,
+    /// `"power_to_db"` (decibels, with `ref`, `amin` and `top_db`) or `"log10_1p"`
+    /// (`log10(1 + compression_c * power)`, musicnn's front end; `ref`, `amin` and `top_db` unused).
+    pub compression: Compression,
+    /// The constant `C` of `"log10_1p"`.
+    pub compression_c: f64,
     /// Reference power for 0 dB.
     #[serde(rename = "ref")]
     pub reference: f64,
@@ -38,6 +47,12 @@ pub struct MelConfig {
     pub amin: f64,
     /// Clip each segment to this many dB below its own maximum; `None` disables clipping.
     pub top_db: Option<f64>,
+    /// Deliver exactly this many frames per segment: the first `frames` of the transform (a
+    /// segment too short to give them is refused). `None`: every frame, `1 + samples / hop`
+    /// when centred.
+    pub frames: Option<usize>,
+    /// `"mel_major"`: each segment is `[n_mels, frames]`; `"time_major"`: `[frames, n_mels]`.
+    pub layout: Layout,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +60,40 @@ pub struct MelConfig {
 pub enum MelNorm {
     Slaney,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PadMode {
+    #[default]
+    Constant,
+    Reflect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// `10 * log10(max(S, amin) / ref)`, floored at `top_db` below the segment's maximum.
+    #[default]
+    PowerToDb,
+    /// `log10(1 + C * S)`.
+    #[serde(rename = "log10_1p")]
+    Log10OnePlus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// `[n_mels, frames]`, as librosa returns it.
+    #[default]
+    MelMajor,
+    /// `[frames, n_mels]`: one row per frame.
+    TimeMajor,
+}
+
+/// Most frames `frames` may ask for: an hour at hop 16 and 16 kHz.
+pub const MAX_FRAMES: usize = 3_600_000;
+/// Largest `compression_c`: past it, `log10_1p` is `power_to_db` plus a constant.
+pub const MAX_COMPRESSION_C: f64 = 1e12;
 
 impl Default for MelConfig {
     fn default() -> Self {
@@ -54,6 +103,7 @@ impl Default for MelConfig {
             hop_length: 512,
             win_length: None,
             center: true,
+            pad_mode: PadMode::Constant,
             power: 2.0,
             n_mels: 128,
             fmin: 0.0,
@@ -61,9 +111,13 @@ impl Default for MelConfig {
             htk: false,
             norm: Some(MelNorm::Slaney),
             to_db: true,
+            compression: Compression::PowerToDb,
+            compression_c: 10000.0,
             reference: 1.0,
             amin: 1e-10,
             top_db: Some(80.0),
+            frames: None,
+            layout: Layout::MelMajor,
         }
     }
 }
@@ -110,6 +164,15 @@ impl MelConfig {
         }
         if matches!(self.top_db, Some(t) if !t.is_finite() || t < 0.0) {
             return Err("top_db must be non-negative".to_string());
+        }
+        if !(positive(self.compression_c) && self.compression_c <= MAX_COMPRESSION_C) {
+            return Err(format!("compression_c {} must be in (0, {MAX_COMPRESSION_C:e}]", self.compression_c));
+        }
+        if !self.to_db && self.compression != Compression::PowerToDb {
+            return Err("to_db = false asks for linear power, but compression asks for log10_1p: pick one".to_string());
+        }
+        if matches!(self.frames, Some(f) if f == 0 || f > MAX_FRAMES) {
+            return Err(format!("frames {} is outside 1..={MAX_FRAMES}", self.frames.unwrap_or_default()));
         }
         Ok(())
     }

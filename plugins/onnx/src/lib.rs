@@ -3,8 +3,10 @@
 //!
 //! Config: `{"model_dir": …, "runtime_library": …/libonnxruntime.so, "execution_provider":
 //! "auto" | "cpu" | "cuda", "intra_threads": 1}`. The host resolves `runtime_library`.
-//! Input `[segments, n_mels, frames]`; output probabilities `[segments, classes]` and the
-//! embedding `[segments, embedding_size]`.
+//! Input `[segments, n_mels, frames]`, or `[segments, frames, n_mels]` for a model whose
+//! features are time-major (the feature plugin lays them out; this plugin passes them through);
+//! output probabilities `[segments, labels]` (classes or tags, as the manifest's `kind` says) and
+//! the embedding `[segments, embedding_size]`.
 
 pub mod model;
 pub mod runtime;
@@ -63,6 +65,7 @@ impl Plugin for OnnxPlugin {
         serde_json::json!({
             "model": manifest.name,
             "version": manifest.version,
+            "kind": manifest.model.kind,
             "labels": manifest.model.labels,
             "embedding_size": manifest.model.embedding_size,
             "execution_provider": self.model.provider,

@@ -16,7 +16,7 @@ pub struct OnnxModel {
 
 /// The output of one batch.
 pub struct Prediction {
-    /// `[segments, classes]`, rows sum to 1.
+    /// `[segments, labels]`: class rows sum to 1, tags are independent.
     pub probabilities: Vec<f32>,
     /// `[segments, embedding_size]`.
     pub embedding: Vec<f32>,

@@ -20,6 +20,7 @@ pub struct Upsampler {
     phases: Vec<[f32; TAPS]>,
     /// The last `TAPS` frames, interleaved, oldest first.
     history: Vec<f32>,
+    line: Vec<f32>,
     out: Vec<f32>,
 }
 
@@ -50,26 +51,30 @@ impl Upsampler {
                 weights
             })
             .collect();
-        Upsampler { factor, channels, phases, history: vec![0.0; TAPS * channels], out: Vec::new() }
+        Upsampler { factor, channels, phases, history: vec![0.0; TAPS * channels], line: Vec::new(), out: Vec::new() }
     }
 
     /// Upsample interleaved frames; the output lags the input by `HALF` input frames
     /// (call [`Upsampler::flush`] at the end for the rest).
     pub fn process(&mut self, interleaved: &[f32]) -> &[f32] {
-        let c = self.channels;
+        let (c, frames) = (self.channels, interleaved.len() / self.channels);
         self.out.clear();
-        self.out.reserve(interleaved.len() * self.factor);
-        for frame in interleaved.chunks_exact(c) {
-            self.history.drain(..c);
-            self.history.extend_from_slice(frame);
-            for phase in &self.phases {
-                for channel in 0..c {
-                    let mut y = 0.0;
-                    for (j, w) in phase.iter().enumerate() {
-                        y += w * self.history[j * c + channel];
-                    }
-                    self.out.push(y);
+        self.out.resize(frames * self.factor * c, 0.0);
+        for channel in 0..c {
+            // This channel's history then its new samples, contiguous, so that each output is a
+            // dot product over a slice (which the compiler vectorises).
+            self.line.clear();
+            self.line.extend(self.history.iter().skip(channel).step_by(c));
+            self.line.extend(interleaved.iter().skip(channel).step_by(c));
+            for i in 0..frames {
+                let window = &self.line[i + 1..i + 1 + TAPS];
+                for (p, phase) in self.phases.iter().enumerate() {
+                    let y: f32 = window.iter().zip(phase).map(|(x, w)| x * w).sum();
+                    self.out[((i * self.factor) + p) * c + channel] = y;
                 }
+            }
+            for (j, x) in self.line[self.line.len() - TAPS..].iter().enumerate() {
+                self.history[j * c + channel] = *x;
             }
         }
         &self.out

@@ -1,5 +1,6 @@
 //! The plugin through the C ABI, as a host written in any language drives it: `start`, chunks
-//! through `process`, `finish`, twice in a row on one instance.
+//! through `process`, `finish`, twice in a row on one instance. It loads the library that
+//! `cargo build` made (as the daemon's tests do), so build before testing, as `scripts/test` does.
 
 use std::ffi::{c_void, CStr};
 

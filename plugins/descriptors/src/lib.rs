@@ -81,8 +81,12 @@ impl Analyser {
 
     /// Feed the next chunk, interleaved; any length that is a whole number of frames.
     pub fn push(&mut self, interleaved: &[f32]) -> Result<(), String> {
-        if interleaved.len() % self.channels != 0 {
-            return Err(format!("{} samples is not a whole number of {}-channel frames", interleaved.len(), self.channels));
+        if !interleaved.len().is_multiple_of(self.channels) {
+            return Err(format!(
+                "{} samples is not a whole number of {}-channel frames",
+                interleaved.len(),
+                self.channels
+            ));
         }
         if let Some(i) = interleaved.iter().position(|x| !x.is_finite()) {
             return Err(format!("sample {i} is not finite"));

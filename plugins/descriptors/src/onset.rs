@@ -98,7 +98,8 @@ fn mel_to_hz(mel: f64) -> f64 {
 fn mel_bands(n_fft: usize, sample_rate: u32) -> Vec<Vec<(usize, f32)>> {
     let nyquist = sample_rate as f64 / 2.0;
     let (lo, hi) = (hz_to_mel(FMIN), hz_to_mel(FMAX.min(nyquist * 0.95)));
-    let edges: Vec<f64> = (0..N_BANDS + 2).map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (N_BANDS + 1) as f64)).collect();
+    let edges: Vec<f64> =
+        (0..N_BANDS + 2).map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (N_BANDS + 1) as f64)).collect();
     let bin_hz = sample_rate as f64 / n_fft as f64;
     (0..N_BANDS)
         .map(|b| {

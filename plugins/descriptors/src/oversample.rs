@@ -40,7 +40,8 @@ impl Upsampler {
                 // Tap j holds input m - HALF + 1 + j; its distance from the output time m + p/factor.
                 let mut weights: [f32; TAPS] = std::array::from_fn(|j| {
                     let t = p as f64 / factor as f64 + HALF as f64 - 1.0 - j as f64;
-                    let sinc = if t == 0.0 { 1.0 } else { (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t) };
+                    let sinc =
+                        if t == 0.0 { 1.0 } else { (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t) };
                     // A Hann window over the filter's span.
                     let window = 0.5 * (1.0 + (std::f64::consts::PI * t / HALF as f64).cos());
                     (sinc * window) as f32
@@ -95,7 +96,8 @@ mod tests {
     fn a_sine_is_interpolated_between_its_samples() {
         // 5 kHz at 16 kHz, upsampled 3×: every output must lie on the continuous sine.
         let (rate, f) = (16_000.0, 5_000.0);
-        let input: Vec<f32> = (0..2000).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / rate).sin() as f32).collect();
+        let input: Vec<f32> =
+            (0..2000).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / rate).sin() as f32).collect();
         let mut up = Upsampler::new(3, 1);
         let output = up.process(&input).to_vec();
         // Output k is at input time k/3 - HALF (the lag); skip the start-up.

@@ -89,7 +89,8 @@ mod tests {
     fn a_sine_peaks_in_its_bin_and_frames_follow_the_hop() {
         let mut spectrogram = Spectrogram::new(1024, 256);
         let rate = 8192.0;
-        let signal: Vec<f32> = (0..8192).map(|i| (2.0 * std::f32::consts::PI * 512.0 * i as f32 / rate).sin()).collect();
+        let signal: Vec<f32> =
+            (0..8192).map(|i| (2.0 * std::f32::consts::PI * 512.0 * i as f32 / rate).sin()).collect();
         let mut frames = 0;
         // Fed in awkward chunks: the framing must not depend on them.
         for chunk in signal.chunks(333) {

@@ -56,7 +56,8 @@ fn stretching_scales_the_tempo_and_shifting_moves_the_key() {
         let original = describe(clip);
         let (bpm, key) = (original.tempo.expect("a tempo").bpm, original.key.expect("a key"));
         for r in [0.9, 1.12] {
-            let stretched = describe(&sox(clip, dir.path().join(format!("{i}-tempo-{r}.wav")), &["tempo", "-m", &r.to_string()]));
+            let stretched =
+                describe(&sox(clip, dir.path().join(format!("{i}-tempo-{r}.wav")), &["tempo", "-m", &r.to_string()]));
             let ratio = stretched.tempo.expect("a tempo").bpm / bpm;
             eprintln!("{name:<18} tempo x{r}: {bpm:.1} -> {:.1} BPM (ratio {ratio:.3})", bpm * ratio);
             let off = |octave: f64| (ratio / (r * octave) - 1.0).abs() <= 0.04;
@@ -67,7 +68,8 @@ fn stretching_scales_the_tempo_and_shifting_moves_the_key() {
             }
         }
         for n in [-3i32, 2] {
-            let shifted = describe(&sox(clip, dir.path().join(format!("{i}-pitch-{n}.wav")), &["pitch", &(100 * n).to_string()]));
+            let shifted =
+                describe(&sox(clip, dir.path().join(format!("{i}-pitch-{n}.wav")), &["pitch", &(100 * n).to_string()]));
             let moved = shifted.key.expect("a key");
             let expected = (key.tonic as i32 + n).rem_euclid(12) as usize;
             let ratio = shifted.tempo.expect("a tempo").bpm / bpm;

@@ -28,7 +28,11 @@ fn mirex_key_score_on_the_annotated_pool_clips() {
         analyser.push(&audio.samples).expect("push");
         let (_, chroma) = analyser.chromagram().chroma();
         let reference = Key::parse(clip.key.as_deref().unwrap_or_default()).expect("an annotation");
-        let mut line = format!("{:<28} {:<10}", clip.path.file_name().unwrap_or_default().to_string_lossy(), clip.key.as_deref().unwrap_or_default());
+        let mut line = format!(
+            "{:<28} {:<10}",
+            clip.path.file_name().unwrap_or_default().to_string_lossy(),
+            clip.key.as_deref().unwrap_or_default()
+        );
         for (total, profile) in totals.iter_mut().zip(&PROFILES) {
             let estimate = best_key(&chroma, profile).expect("a key");
             let score = mirex_score((estimate.tonic, estimate.mode), reference);
@@ -44,7 +48,8 @@ fn mirex_key_score_on_the_annotated_pool_clips() {
     // A second look, at clips the profile was not chosen on: the 2–3 s excerpts of annotated
     // recordings. Too short to hold a key reliably (the annotation is of the whole 30 s), so
     // reported, not asserted: it says whether the ranking of the profiles holds.
-    let short: Vec<_> = common::clips(&pool).into_iter().filter(|c| c.key.is_some() && c.duration_s < MIN_DURATION_S).collect();
+    let short: Vec<_> =
+        common::clips(&pool).into_iter().filter(|c| c.key.is_some() && c.duration_s < MIN_DURATION_S).collect();
     let mut short_totals = vec![0.0; PROFILES.len()];
     for clip in &short {
         let audio = common::decode(&clip.path);
@@ -59,7 +64,12 @@ fn mirex_key_score_on_the_annotated_pool_clips() {
         }
     }
     for (total, profile) in short_totals.iter().zip(&PROFILES) {
-        eprintln!("key score {:<13} {:.3} on {} excerpts of 2-3 s (not asserted)", profile.name, total / short.len() as f64, short.len());
+        eprintln!(
+            "key score {:<13} {:.3} on {} excerpts of 2-3 s (not asserted)",
+            profile.name,
+            total / short.len() as f64,
+            short.len()
+        );
     }
     let default = PROFILES.iter().position(|p| p.name == DEFAULT_PROFILE).expect("the default profile");
     let score = totals[default] / n;

@@ -83,7 +83,10 @@ fn groove(bpm: f64, bar: &[(f64, Drum)], seed: u64) -> Vec<f32> {
         for (i, sample) in out[from..to].iter_mut().enumerate() {
             let t = i as f64 / RATE as f64;
             let envelope = (t / 0.05).min(1.0) * (-t * 1.5).exp();
-            *sample += (0.15 * envelope * ((2.0 * std::f64::consts::PI * f * t).sin() + 0.3 * (4.0 * std::f64::consts::PI * f * t).sin())) as f32;
+            *sample += (0.15
+                * envelope
+                * ((2.0 * std::f64::consts::PI * f * t).sin() + 0.3 * (4.0 * std::f64::consts::PI * f * t).sin()))
+                as f32;
         }
         at += length;
     }
@@ -113,10 +116,15 @@ fn synthetic_grooves_come_out_at_their_written_tempo() {
     let mut n = 0;
     for (name, bar) in patterns() {
         for (i, bpm) in [80.0, 88.0, 100.0, 112.0, 124.0, 136.0, 150.0].into_iter().enumerate() {
-            let audio = groove(bpm, &bar, 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 7919);
+            let audio = groove(bpm, &bar, 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919));
             let estimate = analyse(&Config::default(), RATE, 1, &audio).expect("analyse").tempo.expect("a tempo");
             let error = (estimate.bpm / bpm - 1.0).abs();
-            eprintln!("{name:<11} {bpm:>5.1} BPM -> {:>6.1} (confidence {:.2}, error {:.1} %)", estimate.bpm, estimate.confidence, 100.0 * error);
+            eprintln!(
+                "{name:<11} {bpm:>5.1} BPM -> {:>6.1} (confidence {:.2}, error {:.1} %)",
+                estimate.bpm,
+                estimate.confidence,
+                100.0 * error
+            );
             n += 1;
             if error > 0.04 {
                 failures.push(format!("{name} at {bpm}: {:.1}", estimate.bpm));

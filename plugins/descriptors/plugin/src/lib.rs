@@ -55,8 +55,8 @@ impl Plugin for DescriptorsPlugin {
     }
 
     fn start(&mut self, sample_rate: u32, channels: u32) -> Result<(), Error> {
-        let analyser =
-            Analyser::new(&self.config, sample_rate, channels).map_err(|e| Error::invalid_input(format!("descriptors: {e}")))?;
+        let analyser = Analyser::new(&self.config, sample_rate, channels)
+            .map_err(|e| Error::invalid_input(format!("descriptors: {e}")))?;
         self.track = Some(analyser);
         Ok(())
     }
@@ -65,7 +65,9 @@ impl Plugin for DescriptorsPlugin {
         let track = self.track.as_mut().ok_or_else(|| Error::invalid_input("descriptors: process before start"))?;
         match *input.shape {
             [_, _] | [_] => {}
-            ref shape => return Err(Error::invalid_input(format!("descriptors: expected [frames, channels], got {shape:?}"))),
+            ref shape => {
+                return Err(Error::invalid_input(format!("descriptors: expected [frames, channels], got {shape:?}")))
+            }
         }
         track.push(input.data).map_err(|e| Error::invalid_input(format!("descriptors: {e}")))?;
         Ok(Output::empty())
@@ -76,9 +78,9 @@ impl Plugin for DescriptorsPlugin {
         let d = track.finish();
         let nan = f64::NAN;
         let (bpm, confidence) = d.tempo.map_or((nan, nan), |t| (t.bpm, t.confidence));
-        let (tonic, mode, strength) = d.key.map_or((nan, nan, nan), |k| {
-            (k.tonic as f64, if k.mode == Mode::Major { 0.0 } else { 1.0 }, k.strength)
-        });
+        let (tonic, mode, strength) = d
+            .key
+            .map_or((nan, nan, nan), |k| (k.tonic as f64, if k.mode == Mode::Major { 0.0 } else { 1.0 }, k.strength));
         let l = d.loudness;
         let values = [
             bpm,

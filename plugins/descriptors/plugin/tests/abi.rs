@@ -10,7 +10,11 @@ fn library() -> libloading::Library {
     // Integration tests run from target/<profile>/deps; the cdylib sits one level up.
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
-    let file = dir.join(format!("{}timbre_plugin_descriptors.{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_EXTENSION));
+    let file = dir.join(format!(
+        "{}timbre_plugin_descriptors.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ));
     // SAFETY: our own plugin, built with this test.
     unsafe { libloading::Library::new(&file) }.unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }

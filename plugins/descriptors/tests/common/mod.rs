@@ -65,14 +65,20 @@ pub fn pool() -> Option<PathBuf> {
     if pool.join("MANIFEST.tsv").is_file() && pool.join("annotations/key.tsv").is_file() {
         Some(pool)
     } else {
-        eprintln!("skipped: the GTZAN pool (with annotations/key.tsv) is not at {} (set TIMBRE_GTZAN_POOL)", pool.display());
+        eprintln!(
+            "skipped: the GTZAN pool (with annotations/key.tsv) is not at {} (set TIMBRE_GTZAN_POOL)",
+            pool.display()
+        );
         None
     }
 }
 
 /// `true` when `program` runs; otherwise a message saying the test is skipped.
 pub fn have(program: &str) -> bool {
-    let ok = Command::new(program).arg(if program == "sox" { "--version" } else { "-version" }).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(program)
+        .arg(if program == "sox" { "--version" } else { "-version" })
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("skipped: `{program}` is not installed (scripts/setup-system installs it)");
     }

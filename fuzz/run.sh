@@ -5,7 +5,7 @@
 # flags.
 #   fuzz/run.sh                      # every target
 #   fuzz/run.sh decode_file mel_pcm  # some
-#   FUZZ_ARGS=-malloc_limit_mb=65536 fuzz/run.sh decode_file  # past the known symphonia allocations (README)
+#   FUZZ_ARGS=-seed=1 fuzz/run.sh decode_file  # a reproducible run
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-600}

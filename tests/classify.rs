@@ -65,7 +65,7 @@ fn classify_by_path_upload_and_pcm_agrees_with_timbred_analyze() {
     write_tone_wav(&tone, 523.0, 6.5);
     let expected = offline_predictions(&file);
     let expected_tone = offline_predictions(&tone);
-    assert_eq!(expected.len(), 5, "the shipped models, musicnn-msd included");
+    assert_eq!(expected.len(), crate::util::SHIPPED_MODELS, "the shipped models");
 
     let daemon = Daemon::start_with(&["--root", root.path().to_str().expect("utf-8")], &[]);
     runtime().block_on(async {
@@ -174,7 +174,7 @@ fn bad_classify_requests_get_the_right_status_and_say_what_was_wrong() {
         assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
         // And the daemon still serves.
         let ok = client.classify(pcm(vec![0.1; 22050 * 3], 22050, 1)).await.expect("served").into_inner();
-        assert_eq!(ok.predictions.len(), 4);
+        assert_eq!(ok.predictions.len(), crate::util::SHIPPED_MODELS);
     });
 }
 

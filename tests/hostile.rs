@@ -113,7 +113,7 @@ fn hostile_sample_rates_are_refused_from_pcm_uploads_and_a_watched_root_across_r
                 assert_refused(&status, &[&name, &format!("sample rate {rate} Hz")], "upload");
             }
             let ok = client.classify(pcm(tone(66_150), 44_100)).await.expect("still serving").into_inner();
-            assert_eq!(ok.predictions.len(), 4);
+            assert_eq!(ok.predictions.len(), crate::util::SHIPPED_MODELS);
         });
         assert!(daemon.stop().success(), "{start}: a clean stop");
     }
@@ -137,7 +137,7 @@ fn nan_infinite_and_huge_samples_and_a_zero_rate_header_are_invalid_argument_not
         let status = client.classify(upload(wav(0, &tone(22_050), false, None), "zero.wav")).await.expect_err("0 Hz");
         assert_refused(&status, &["zero.wav", "sample rate 0 Hz"], "0 Hz WAV");
         let ok = client.classify(pcm(tone(66_150), 22_050)).await.expect("still serving").into_inner();
-        assert_eq!(ok.predictions.len(), 4);
+        assert_eq!(ok.predictions.len(), crate::util::SHIPPED_MODELS);
         // 100 samples at 192 kHz once came out of the resampler as nothing: zero segments, and
         // an OK answer with every label at 0. Short audio is padded to one segment instead.
         let short = client.classify(pcm(tone(100), 192_000)).await.expect("short audio").into_inner();
@@ -225,7 +225,10 @@ fn a_normal_classify_is_answered_while_abandoned_long_uploads_are_cancelled() {
         let mut request = tonic::Request::new(pcm(tone(66_150), 22_050));
         // Generous: only a daemon still busy with the abandoned uploads would miss it.
         request.set_timeout(std::time::Duration::from_secs(60));
-        assert_eq!(client.classify(request).await.expect("answered").into_inner().predictions.len(), 4);
+        assert_eq!(
+            client.classify(request).await.expect("answered").into_inner().predictions.len(),
+            crate::util::SHIPPED_MODELS
+        );
         // Uploads whose deadline passed while they were still arriving never reach a worker
         // (on a busy machine, some may not): at least the one analysed first was cancelled.
         eventually("a cancelled analysis in the log", 60, async || {

@@ -84,7 +84,12 @@ fn a_watched_folder_is_analysed_a_rescan_skips_it_and_a_renamed_file_keeps_its_a
         let tracks = wait_for_tracks(&mut client, initial.len()).await;
         for track in &tracks {
             assert_eq!(track.state, pb::AnalysisState::Analysed as i32, "{track:?}");
-            assert_eq!(track.predictions.len(), 4, "every shipped model analysed {}", track.path);
+            assert_eq!(
+                track.predictions.len(),
+                crate::util::SHIPPED_MODELS,
+                "every shipped model analysed {}",
+                track.path
+            );
             assert!(track.duration_s > 1.0 && !track.content_hash.is_empty());
         }
 
@@ -186,7 +191,10 @@ fn a_corrupt_file_is_stored_with_its_error_and_the_daemon_keeps_serving() {
             source: Some(pb::classify_request::Source::Encoded(bytes.clone())),
             ..Default::default()
         };
-        assert_eq!(client.classify(ok).await.expect("still serving").into_inner().predictions.len(), 4);
+        assert_eq!(
+            client.classify(ok).await.expect("still serving").into_inner().predictions.len(),
+            crate::util::SHIPPED_MODELS
+        );
     });
     assert!(daemon.stop().success());
 }
@@ -240,7 +248,9 @@ fn kill_9_in_the_middle_of_a_scan_then_a_restart_completes_the_library_without_r
     runtime().block_on(async {
         let mut client = daemon.client().await;
         let tracks = wait_for_tracks(&mut client, files).await;
-        assert!(tracks.iter().all(|t| t.state == pb::AnalysisState::Analysed as i32 && t.predictions.len() == 4));
+        assert!(tracks.iter().all(
+            |t| t.state == pb::AnalysisState::Analysed as i32 && t.predictions.len() == crate::util::SHIPPED_MODELS
+        ));
     });
     assert!(daemon.stop().success());
 
@@ -252,7 +262,7 @@ fn kill_9_in_the_middle_of_a_scan_then_a_restart_completes_the_library_without_r
         .expect("count");
     assert_eq!((rows, paths), (files as i64, files as i64), "every file once");
     let after = analysed_at(&database);
-    assert_eq!(after.len(), files * 4);
+    assert_eq!(after.len(), files * crate::util::SHIPPED_MODELS);
     for (key, at) in &before {
         assert_eq!(after.get(key), Some(at), "{key:?} was stored before the kill and must not be analysed again");
     }
@@ -284,7 +294,7 @@ fn a_model_whose_version_changed_is_rerun_and_only_that_model() {
     runtime().block_on(async { wait_for_tracks(&mut daemon.client().await, 2).await });
     assert!(daemon.stop().success());
     let before = analysed_at(&database);
-    assert_eq!(before.len(), 2 * 5, "four shipped models and tiny");
+    assert_eq!(before.len(), 2 * (crate::util::SHIPPED_MODELS + 1), "the shipped models and tiny");
 
     let manifest = std::fs::read_to_string(tiny.join("model.toml")).expect("read");
     std::fs::write(tiny.join("model.toml"), manifest.replace("version = \"1.0.0\"", "version = \"1.0.1\""))

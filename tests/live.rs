@@ -89,7 +89,7 @@ fn a_network_stream_is_classified_window_by_window_and_a_missing_device_does_not
         for (k, live) in predictions.iter().enumerate() {
             assert_eq!(live.source, "radio");
             assert_eq!((live.window_start_s, live.window_end_s), (3.0 * k as f64, 3.0 * (k + 1) as f64));
-            assert_eq!(live.predictions.len(), 4, "every shipped model");
+            assert_eq!(live.predictions.len(), crate::util::SHIPPED_MODELS, "every shipped model");
             // The same three seconds of the file, classified directly: the same answer.
             let window = samples[k * 3 * rate as usize..(k + 1) * 3 * rate as usize].to_vec();
             let request = pb::ClassifyRequest {
@@ -162,7 +162,7 @@ fn a_pulseaudio_monitor_fed_a_real_clip_is_classified_through_cpal_and_followed_
         let heard = watching.await.expect("watcher");
         for window in &heard {
             assert_eq!(window.source, "turntable");
-            assert_eq!(window.predictions.len(), 4);
+            assert_eq!(window.predictions.len(), crate::util::SHIPPED_MODELS);
             assert!((window.window_end_s - window.window_start_s - 3.0).abs() < 1e-9);
         }
         let quiet = probabilities(&silent[0]);
@@ -185,7 +185,7 @@ fn a_pulseaudio_monitor_fed_a_real_clip_is_classified_through_cpal_and_followed_
     let _ = follower.wait();
     let window: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     assert_eq!(window["source"], "turntable");
-    assert_eq!(window["predictions"].as_array().map(Vec::len), Some(4), "{line}");
+    assert_eq!(window["predictions"].as_array().map(Vec::len), Some(crate::util::SHIPPED_MODELS), "{line}");
     assert!(daemon.stop().success());
 }
 

@@ -8,7 +8,7 @@ use crate::util::{built_plugin, compile_c_plugin, run, sample, text, timbred};
 fn the_rust_mel_plugin_loads_and_extracts_features() {
     let mut registry = PluginRegistry::default();
     let library = registry.load(&built_plugin("timbre_plugin_mel")).expect("mel loads");
-    assert_eq!((library.name.as_str(), library.kind, library.abi), ("mel", PluginKind::Feature, (1, 0)));
+    assert_eq!((library.name.as_str(), library.kind, library.abi), ("mel", PluginKind::Feature, (1, 1)));
     let mut mel =
         registry.instantiate(PluginKind::Feature, "mel", &serde_json::json!({"n_mels": 64})).expect("instance");
     assert_eq!(mel.info()["sample_rate"], 22050);
@@ -83,10 +83,10 @@ fn a_plugin_built_for_another_abi_major_is_refused_naming_file_and_versions() {
     let file = compile_c_plugin("rms.c", dir.path(), "timbre_plugin_future", &["RMS_ABI_MAJOR=2"]);
     let mut registry = PluginRegistry::default();
     let error = registry.load(&file).expect_err("ABI 2 must be refused");
-    assert!(matches!(error, PluginError::IncompatibleAbi { found: (2, 0), expected: (1, 0), .. }), "{error:?}");
+    assert!(matches!(error, PluginError::IncompatibleAbi { found: (2, 1), expected: (1, 1), .. }), "{error:?}");
     let message = error.to_string();
     assert!(
-        message.contains(&file.display().to_string()) && message.contains("ABI 2.0") && message.contains("ABI 1.0"),
+        message.contains(&file.display().to_string()) && message.contains("ABI 2.1") && message.contains("ABI 1.1"),
         "{message}"
     );
 
@@ -97,5 +97,34 @@ fn a_plugin_built_for_another_abi_major_is_refused_naming_file_and_versions() {
     assert!(listing["plugins"].as_array().expect("plugins").iter().any(|p| p["name"] == "mel"));
     let refused = &listing["refused"][0];
     assert_eq!(refused["file"], file.display().to_string());
-    assert!(refused["reason"].as_str().unwrap_or_default().contains("built for plugin ABI 2.0"), "{refused}");
+    assert!(refused["reason"].as_str().unwrap_or_default().contains("built for plugin ABI 2.1"), "{refused}");
+}
+
+#[test]
+fn a_plugin_built_against_abi_1_0_still_loads_under_1_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = compile_c_plugin("rms.c", dir.path(), "timbre_plugin_rms10", &["RMS_ABI_1_0"]);
+    let mut registry = PluginRegistry::default();
+    let library = registry.load(&file).expect("a 1.0 plugin loads");
+    assert_eq!((library.kind, library.abi), (PluginKind::Feature, (1, 0)));
+    let mut rms = registry.instantiate(PluginKind::Feature, "rms", &serde_json::json!({"frame": 4})).expect("instance");
+    assert_eq!(rms.process(&[0.5, -0.5, 0.5, -0.5], &[1, 4]).expect("process").values.data, vec![0.5]);
+}
+
+#[test]
+fn the_descriptor_kind_loads_and_needs_the_1_1_descriptor() {
+    let mut registry = PluginRegistry::default();
+    let library = registry.load(&built_plugin("timbre_plugin_descriptors")).expect("descriptors loads");
+    assert_eq!((library.name.as_str(), library.kind, library.abi), ("descriptors", PluginKind::Descriptor, (1, 1)));
+    assert_eq!(library.metadata["defaults"]["key_profile"], "bgate");
+
+    // A descriptor plugin claiming a 1.0-sized descriptor has no `start`/`finish`: refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = compile_c_plugin("rms.c", dir.path(), "timbre_plugin_rmsdesc", &["RMS_ABI_1_0", "RMS_KIND=3"]);
+    let error = PluginRegistry::default().load(&file).expect_err("too small for a descriptor plugin");
+    assert!(matches!(error, PluginError::DescriptorTooSmall { .. }), "{error:?}");
+    // One with the 1.1 size but NULL `start`/`finish` (rms.c has none): refused, naming them.
+    let file = compile_c_plugin("rms.c", dir.path(), "timbre_plugin_rmsdesc11", &["RMS_KIND=3"]);
+    let error = PluginRegistry::default().load(&file).expect_err("no start/finish");
+    assert!(error.to_string().contains("`start` is NULL"), "{error}");
 }

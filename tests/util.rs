@@ -6,6 +6,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// The repository root.
+/// The models in plugins/models that every test daemon loads: bilstm, cnn, cnn-lstm,
+/// musicnn-msd and pca-knn.
+pub const SHIPPED_MODELS: usize = 5;
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

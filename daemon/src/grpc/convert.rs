@@ -43,6 +43,8 @@ impl From<PluginKind> for pb::PluginKind {
         match kind {
             PluginKind::Feature => pb::PluginKind::Feature,
             PluginKind::Classifier => pb::PluginKind::Classifier,
+            // The proto gains a DESCRIPTOR value with the descriptors' integration (issue 11, phase 2).
+            PluginKind::Descriptor => pb::PluginKind::Unspecified,
         }
     }
 }

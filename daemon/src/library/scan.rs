@@ -48,7 +48,8 @@ pub enum ScanError {
     Store(#[from] StoreError),
 }
 
-/// Pause before a file whose result could not be stored is scanned again.
+/// Pause before a file whose result could not be stored is scanned again: long enough for
+/// a full disk to be cleared, short enough that the file is not left PENDING for long.
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// What a file needs.
@@ -74,6 +75,8 @@ pub struct Scanner {
     stopping: AtomicBool,
     /// Every track written or removed is announced here.
     changes: tokio::sync::mpsc::UnboundedSender<LibraryChange>,
+    /// [`STORE_RETRY_AFTER`]; tests shorten it.
+    store_retry_after: Duration,
 }
 
 impl Scanner {
@@ -96,7 +99,15 @@ impl Scanner {
             running: Default::default(),
             stopping: AtomicBool::new(false),
             changes,
+            store_retry_after: STORE_RETRY_AFTER,
         }
+    }
+
+    /// Retry unstored results after `pause` instead of [`STORE_RETRY_AFTER`].
+    #[cfg(test)]
+    fn with_store_retry_after(mut self, pause: Duration) -> Self {
+        self.store_retry_after = pause;
+        self
     }
 
     fn announce(&self, change: LibraryChange) {
@@ -361,7 +372,7 @@ impl Scanner {
     fn retry_later(self: &Arc<Self>, file: &Path) {
         let (scanner, file) = (self.clone(), file.to_path_buf());
         tokio::spawn(async move {
-            tokio::time::sleep(STORE_RETRY_AFTER).await;
+            tokio::time::sleep(scanner.store_retry_after).await;
             if scanner.stopping.load(Ordering::SeqCst) {
                 return;
             }
@@ -526,5 +537,88 @@ impl Rate {
         } else {
             0.0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelCatalog;
+    use crate::plugin_host::PluginRegistry;
+
+    /// A mono 16-bit WAV: one second of a quiet tone.
+    fn write_tone_wav(path: &Path) {
+        let (rate, frames) = (22050u32, 22050u32);
+        let mut bytes = Vec::with_capacity(44 + 2 * frames as usize);
+        bytes.extend_from_slice(b"RIFF");
+        bytes.extend_from_slice(&(36 + 2 * frames).to_le_bytes());
+        bytes.extend_from_slice(b"WAVEfmt ");
+        // Chunk size, PCM, mono, rate, bytes per second, block align, bits per sample.
+        for field in [16u32.to_le_bytes().as_slice(), &1u16.to_le_bytes(), &1u16.to_le_bytes()] {
+            bytes.extend_from_slice(field);
+        }
+        for field in [rate.to_le_bytes().as_slice(), &(2 * rate).to_le_bytes(), &2u16.to_le_bytes(), &16u16.to_le_bytes()] {
+            bytes.extend_from_slice(field);
+        }
+        bytes.extend_from_slice(b"data");
+        bytes.extend_from_slice(&(2 * frames).to_le_bytes());
+        for i in 0..frames {
+            bytes.extend_from_slice(&(((i as f32 * 0.05).sin() * 8000.0) as i16).to_le_bytes());
+        }
+        std::fs::write(path, bytes).expect("write the WAV");
+    }
+
+    /// `file`'s row as a scan leaves it before the analysis is stored: current, PENDING.
+    fn pending_row(store: &Store, file: &Path) -> i64 {
+        let stat = FileStat::of(&std::fs::metadata(file).expect("stat"));
+        let hash = timbre_model_manifest::sha256_file(file).expect("hash");
+        store.insert(file.to_str().expect("a UTF-8 path"), stat, &hash, &Default::default()).expect("insert")
+    }
+
+    /// A full disk when an analysis is done must not leave its row PENDING until the next
+    /// start: the file is scanned again after a pause, and again while the store still
+    /// refuses, until the result (an analysis, or a failure with its reason) is stored.
+    #[tokio::test]
+    async fn results_a_full_disk_refused_are_stored_by_a_retry_once_there_is_room() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("music");
+        std::fs::create_dir(&root).expect("mkdir");
+        let (tone, broken) = (root.join("tone.wav"), root.join("broken.wav"));
+        write_tone_wav(&tone);
+        std::fs::write(&broken, b"not audio at all").expect("write");
+        let store = Arc::new(Store::open(&dir.path().join("library.sqlite3")).expect("open"));
+        let (tone_id, broken_id) = (pending_row(&store, &tone), pending_row(&store, &broken));
+        // No models: the analysis still decodes and measures each file.
+        let pool = WorkerPool::start(Arc::new(PluginRegistry::default()), Arc::new(ModelCatalog::default()), 1, 4)
+            .expect("a pool without models");
+        let (changes, _) = tokio::sync::mpsc::unbounded_channel();
+        let scanner = Scanner::new(store.clone(), Arc::new(pool), Vec::new(), vec![root], vec!["wav".into()], changes)
+            .with_store_retry_after(Duration::from_millis(50));
+        let scanner = Arc::new(scanner);
+        let states = || {
+            let state = |id| store.track(id).expect("read").expect("present").state;
+            (state(tone_id), state(broken_id))
+        };
+
+        store.refuse_writes(true);
+        let (progress, _receiver) = watch::channel(ScanProgress::default());
+        let scanned = scanner.scan(Vec::new(), false, progress).await.expect("the scan itself completes");
+        assert_eq!(scanned.done, 2);
+        assert_eq!(states(), (TrackState::Pending, TrackState::Pending), "nothing could be stored");
+        // Several retries fail while the disk stays full.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(states(), (TrackState::Pending, TrackState::Pending));
+
+        store.refuse_writes(false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while states() != (TrackState::Analysed, TrackState::Failed) {
+            assert!(Instant::now() < deadline, "no retry stored the results: {:?}", states());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stored = store.track(tone_id).expect("read").expect("present");
+        assert!((stored.duration_s - 1.0).abs() < 0.01, "{}", stored.duration_s);
+        let failed = store.track(broken_id).expect("read").expect("present");
+        assert!(failed.error.contains("broken.wav"), "{}", failed.error);
+        scanner.stop();
     }
 }

@@ -196,6 +196,14 @@ impl Store {
         Ok(f(&mut connection)?)
     }
 
+    /// While `refuse` holds, every write fails and reads still work, as on a full disk: for
+    /// tests of what callers do when a result cannot be stored. `query_only` applies to this
+    /// connection, the only one the store writes through.
+    #[cfg(test)]
+    pub(crate) fn refuse_writes(&self, refuse: bool) {
+        self.with(|c| c.pragma_update(None, "query_only", refuse)).expect("PRAGMA query_only");
+    }
+
     pub fn track(&self, id: i64) -> Result<Option<TrackRecord>, StoreError> {
         self.with(|c| {
             let track = c

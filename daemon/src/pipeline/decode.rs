@@ -9,13 +9,13 @@ use std::fs::File;
 use std::io::{self, Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 
-use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{Decoder as CodecDecoder, DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions, CODEC_ID_NULL_AUDIO};
+use symphonia::core::codecs::CodecParameters;
 use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
 
 use super::validate::{check_sample_rate, check_samples, SampleRateError, SampleValueError};
 
@@ -69,10 +69,11 @@ pub struct SourceInfo {
 pub struct Decoder {
     path: PathBuf,
     format: Box<dyn FormatReader>,
-    codec: Box<dyn CodecDecoder>,
+    codec: Box<dyn AudioDecoder>,
     track_id: u32,
     info: SourceInfo,
-    buffer: Option<SampleBuffer<f32>>,
+    /// The last packet's samples, interleaved; reused so a file costs one buffer.
+    interleaved: Vec<f32>,
     frames_decoded: u64,
     decode_errors: usize,
     /// The first corrupt packet's reason, for the one summary line per file.
@@ -129,39 +130,44 @@ impl Decoder {
     fn from_source(path: PathBuf, source: Box<dyn MediaSource>, hint: Hint) -> Result<Self, DecodeError> {
         let fail = |kind| DecodeError { path: path.clone(), kind };
         let stream = MediaSourceStream::new(source, Default::default());
-        let format_options = FormatOptions { enable_gapless: true, ..Default::default() };
-        let probed = shielded(|| {
-            symphonia::default::get_probe().format(&hint, stream, &format_options, &MetadataOptions::default())
+        let format = shielded(|| {
+            symphonia::default::get_probe().probe(&hint, stream, FormatOptions::default(), MetadataOptions::default())
         })
         .map_err(|panic| fail(DecodeErrorKind::Corrupt(panic)))?
         .map_err(|e| {
             fail(match e {
                 SymphoniaError::IoError(e) if e.kind() != io::ErrorKind::UnexpectedEof => DecodeErrorKind::Io(e),
+                // A header asking for more than symphonia allows (a table, a picture).
+                SymphoniaError::LimitError(_) => DecodeErrorKind::Corrupt(e.to_string()),
                 _ => DecodeErrorKind::UnrecognisedFormat,
             })
         })?;
-        let format = probed.format;
-        let track = format
+        // The first audio track whose codec the container names.
+        let (track, params) = format
             .tracks()
             .iter()
-            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .find_map(|t| match &t.codec_params {
+                Some(CodecParameters::Audio(params)) if params.codec != CODEC_ID_NULL_AUDIO => Some((t, params)),
+                _ => None,
+            })
             .ok_or_else(|| fail(DecodeErrorKind::NoAudioTrack))?;
-        let params = &track.codec_params;
         let codec_name = symphonia::default::get_codecs()
-            .get_codec(params.codec)
-            .map(|d| d.short_name.to_string())
+            .get_audio_decoder(params.codec)
+            .map(|d| d.codec.info.short_name.to_string())
             .unwrap_or_else(|| format!("{}", params.codec));
         if let Some(rate) = params.sample_rate {
             check_sample_rate(rate).map_err(|e| fail(e.into()))?;
         }
-        let codec = shielded(|| symphonia::default::get_codecs().make(params, &DecoderOptions::default()))
+        // Gapless: encoder delay and padding are trimmed, so frame counts match the header's.
+        let options = AudioDecoderOptions::default().gapless(true);
+        let codec = shielded(|| symphonia::default::get_codecs().make_audio_decoder(params, &options))
             .map_err(|panic| fail(DecodeErrorKind::Corrupt(panic)))?
             .map_err(|_| fail(DecodeErrorKind::UnsupportedCodec(codec_name.clone())))?;
         let info = SourceInfo {
             sample_rate: params.sample_rate.unwrap_or(0),
-            channels: params.channels.map(|c| c.count()).unwrap_or(0),
+            channels: params.channels.as_ref().map(|c| c.count()).unwrap_or(0),
             codec: codec_name,
-            header_frames: params.n_frames,
+            header_frames: track.num_frames,
         };
         let track_id = track.id;
         Ok(Decoder {
@@ -170,7 +176,7 @@ impl Decoder {
             codec,
             track_id,
             info,
-            buffer: None,
+            interleaved: Vec::new(),
             frames_decoded: 0,
             decode_errors: 0,
             first_decode_error: None,
@@ -198,8 +204,12 @@ impl Decoder {
         while !self.finished {
             let format = &mut self.format;
             let packet = match shielded(|| format.next_packet()).map_err(|panic| self.corrupt(panic))? {
-                Ok(packet) => packet,
-                // symphonia reports the end of a stream as an unexpected EOF.
+                Ok(Some(packet)) => packet,
+                Ok(None) => {
+                    self.finished = true;
+                    break;
+                }
+                // A stream cut short mid-packet ends with an unexpected EOF.
                 Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     self.finished = true;
                     break;
@@ -211,7 +221,7 @@ impl Decoder {
                 Err(SymphoniaError::IoError(e)) => return Err(self.error(DecodeErrorKind::Io(e))),
                 Err(e) => return Err(self.error(DecodeErrorKind::Corrupt(e.to_string()))),
             };
-            if packet.track_id() != self.track_id {
+            if packet.track_id != self.track_id {
                 continue;
             }
             let codec = &mut self.codec;
@@ -242,22 +252,22 @@ impl Decoder {
                 }
                 Err(e) => return Err(self.error(DecodeErrorKind::Corrupt(e.to_string()))),
             };
-            let spec = *decoded.spec();
             let frames = decoded.frames();
             if frames == 0 {
                 continue;
             }
-            let channels = spec.channels.count().max(1);
-            check_sample_rate(spec.rate).map_err(|e| DecodeError { path: self.path.clone(), kind: e.into() })?;
-            self.info.sample_rate = spec.rate;
+            let rate = decoded.spec().rate();
+            let channels = decoded.spec().channels().count();
+            if channels == 0 {
+                // Nothing to mix; a buffer without channels holds no samples.
+                continue;
+            }
+            check_sample_rate(rate).map_err(|e| DecodeError { path: self.path.clone(), kind: e.into() })?;
+            // Exactly `frames * channels` samples: the vector is resized to the buffer.
+            decoded.copy_to_vec_interleaved(&mut self.interleaved);
+            self.info.sample_rate = rate;
             self.info.channels = channels;
-            let buffer = match &mut self.buffer {
-                Some(b) if b.capacity() >= decoded.capacity() * channels => b,
-                slot => slot.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
-            };
-            buffer.copy_interleaved_ref(decoded);
-            let interleaved = &buffer.samples()[..frames * channels];
-            let mono = downmix(interleaved, channels);
+            let mono = downmix(&self.interleaved, channels);
             check_samples(&mono, self.frames_decoded)
                 .map_err(|e| DecodeError { path: self.path.clone(), kind: e.into() })?;
             self.frames_decoded += frames as u64;

@@ -17,6 +17,8 @@ use super::PluginError;
 pub enum PluginKind {
     Feature,
     Classifier,
+    /// ABI 1.1: a whole track in, in chunks; named track-level values out.
+    Descriptor,
 }
 
 impl fmt::Display for PluginKind {
@@ -24,6 +26,7 @@ impl fmt::Display for PluginKind {
         f.write_str(match self {
             PluginKind::Feature => "feature",
             PluginKind::Classifier => "classifier",
+            PluginKind::Descriptor => "descriptor",
         })
     }
 }
@@ -38,6 +41,12 @@ pub(super) struct Functions {
     pub free_output: ffi::FreeOutputFn,
     pub last_error: ffi::LastErrorFn,
     pub destroy: ffi::DestroyFn,
+    /// Present (checked at load) for descriptor plugins; the other kinds may lack them.
+    /// Nothing calls them until the pipeline runs descriptor plugins (issue 11, phase 2).
+    #[allow(dead_code)]
+    pub start: Option<ffi::StartFn>,
+    #[allow(dead_code)]
+    pub finish: Option<ffi::FinishFn>,
 }
 
 /// A loaded, validated plugin library.
@@ -102,17 +111,23 @@ impl PluginLibrary {
             let plugin = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             return Err(PluginError::IncompatibleAbi { plugin, file, found, expected });
         }
-        let needed = std::mem::size_of::<PluginDescriptor>() as u32;
+        // Every 1.x plugin has the 1.0 fields; a 1.0 plugin (smaller struct) still loads.
+        let needed = ffi::DESCRIPTOR_SIZE_1_0 as u32;
         if struct_size < needed {
             return Err(PluginError::DescriptorTooSmall { file, found: struct_size, needed, abi: expected });
         }
-        // SAFETY: the version and size checks above guarantee a complete v1 descriptor.
-        let d = unsafe { &*descriptor };
+        // SAFETY: the version and size checks above guarantee `struct_size` readable bytes.
+        let d = unsafe { read_descriptor(descriptor, struct_size as usize) };
         let kind = match d.kind {
             ffi::KIND_FEATURE => PluginKind::Feature,
             ffi::KIND_CLASSIFIER => PluginKind::Classifier,
+            ffi::KIND_DESCRIPTOR => PluginKind::Descriptor,
             other => return Err(invalid(&file, &format!("unknown plugin kind {other}"))),
         };
+        let full = std::mem::size_of::<PluginDescriptor>() as u32;
+        if kind == PluginKind::Descriptor && struct_size < full {
+            return Err(PluginError::DescriptorTooSmall { file, found: struct_size, needed: full, abi: expected });
+        }
         let functions = Functions {
             create: required(d.create, &file, "create")?,
             instance_info: required(d.instance_info, &file, "instance_info")?,
@@ -120,7 +135,13 @@ impl PluginLibrary {
             free_output: required(d.free_output, &file, "free_output")?,
             last_error: required(d.last_error, &file, "last_error")?,
             destroy: required(d.destroy, &file, "destroy")?,
+            start: d.start,
+            finish: d.finish,
         };
+        if kind == PluginKind::Descriptor {
+            required(d.start, &file, "start")?;
+            required(d.finish, &file, "finish")?;
+        }
         // SAFETY: the ABI says these are NUL-terminated static strings or NULL.
         let name = unsafe { static_str(d.name) }.ok_or_else(|| invalid(&file, "name is missing or not UTF-8"))?;
         // SAFETY: as above.
@@ -153,6 +174,22 @@ impl PluginLibrary {
         let message = unsafe { static_str((self.functions.last_error)()) };
         message.filter(|m| !m.is_empty()).unwrap_or_else(|| "no error message given".to_string())
     }
+}
+
+/// Copy a descriptor of `size` bytes into a whole one of this ABI: fields that a plugin built
+/// against an older minor lacks stay zero, which reads as NULL. Taking `&*descriptor` instead
+/// would claim more memory than an older plugin's static holds.
+///
+/// # Safety
+/// `descriptor` must point to at least `size` readable bytes.
+unsafe fn read_descriptor(descriptor: *const PluginDescriptor, size: usize) -> PluginDescriptor {
+    let mut copy = std::mem::MaybeUninit::<PluginDescriptor>::zeroed();
+    let size = size.min(std::mem::size_of::<PluginDescriptor>());
+    // SAFETY: `size` bytes are readable (caller) and fit in `copy`; the regions are distinct.
+    unsafe { std::ptr::copy_nonoverlapping(descriptor.cast::<u8>(), copy.as_mut_ptr().cast::<u8>(), size) };
+    // SAFETY: all-zero is a valid descriptor (integers 0, NULL pointers, `None` functions), and
+    // the bytes copied over it came from a descriptor of the same layout.
+    unsafe { copy.assume_init() }
 }
 
 /// A function pointer the ABI requires, or an error naming it.

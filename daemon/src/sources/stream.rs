@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use symphonia::core::io::ReadOnlySource;
-use symphonia::core::probe::Hint;
+use symphonia::core::formats::probe::Hint;
 
 use super::{Output, PcmBlock, SourceError};
 use crate::pipeline::Decoder;

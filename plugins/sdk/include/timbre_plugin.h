@@ -1,5 +1,5 @@
 /*
- * timbre plugin ABI, version 1.0.
+ * timbre plugin ABI, version 1.1 (1.1 added descriptor plugins: `start` and `finish`).
  *
  * A plugin is a shared library exporting one symbol, `timbre_plugin_entry`,
  * that returns a pointer to a static descriptor. The host checks the ABI
@@ -31,12 +31,13 @@ extern "C" {
 #endif
 
 #define TIMBRE_ABI_MAJOR 1
-#define TIMBRE_ABI_MINOR 0
+#define TIMBRE_ABI_MINOR 1
 #define TIMBRE_ENTRY_SYMBOL "timbre_plugin_entry"
 
 /* Plugin kinds. */
 #define TIMBRE_KIND_FEATURE 1    /* PCM segments in, one feature matrix per segment out */
 #define TIMBRE_KIND_CLASSIFIER 2 /* feature matrices in, class probabilities and an embedding out */
+#define TIMBRE_KIND_DESCRIPTOR 3 /* since 1.1: a whole track's PCM in, in chunks; named track-level values out */
 
 /* Status codes returned by create and process. */
 #define TIMBRE_OK 0
@@ -60,6 +61,10 @@ typedef struct timbre_tensor {
  * [segments, n_features, frames] and leave `embedding` empty (ndim 0).
  * Classifier plugins fill `values` with probabilities [segments, classes]
  * and `embedding` with [segments, dim].
+ * Descriptor plugins return empty outputs (ndim 1, shape [0]) from `process`;
+ * `finish` fills `values` with [n_values], named in order by the instance
+ * info's "values" array, and may fill `embedding` with state the host keeps
+ * beside the track (e.g. what an album's loudness is computed from later).
  * The memory belongs to the plugin until the host passes the output to `free_output`.
  */
 typedef struct timbre_output {
@@ -89,6 +94,19 @@ typedef struct timbre_plugin_descriptor {
     /* Message of the last failed call made on the calling thread; never NULL. */
     const char *(*last_error)(void);
     void (*destroy)(void *instance);
+
+    /* ABI 1.1. Descriptor plugins must set both; other kinds may leave them NULL.
+     *
+     * A descriptor plugin sees one track at a time, as a stream, so a long
+     * track is never held whole: `start` announces a track and how it was
+     * decoded, then `process` gets consecutive chunks [frames, channels],
+     * interleaved, at that rate (any number of calls, any chunk length), then
+     * `finish` returns the track's values and readies the instance for the
+     * next `start`. The instance info says what the plugin wants:
+     * "input": {"channels": "decoded"} (the channels and rate as decoded, for
+     * loudness) or {"channels": "mono", "sample_rate": N} (a mono mix at N Hz). */
+    int32_t (*start)(void *instance, uint32_t sample_rate, uint32_t channels);
+    int32_t (*finish)(void *instance, timbre_output *output);
 } timbre_plugin_descriptor;
 
 typedef const timbre_plugin_descriptor *(*timbre_plugin_entry_fn)(void);

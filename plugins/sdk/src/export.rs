@@ -39,6 +39,8 @@ pub const fn descriptor<P: Plugin>() -> StaticDescriptor {
         free_output: Some(free_output),
         last_error: Some(last_error),
         destroy: Some(destroy::<P>),
+        start: Some(start::<P>),
+        finish: Some(finish::<P>),
     })
 }
 
@@ -163,16 +165,50 @@ unsafe extern "C" fn process<P: Plugin>(
         // SAFETY: made by `create::<P>`, and the host never calls one instance from two threads.
         let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
         let result = instance.plugin.process(TensorView { data, shape })?;
-        let values = to_ffi_tensor(&result.values);
-        let embedding = result.embedding.as_ref().map(to_ffi_tensor).unwrap_or(ffi::Tensor::EMPTY);
-        let buffers = Box::new(OutputBuffers {
-            _values: result.values.data,
-            _embedding: result.embedding.map(|t| t.data).unwrap_or_default(),
-        });
-        // SAFETY: checked non-null. Moving the Vecs into the box keeps their heap pointers valid.
-        unsafe {
-            *output = ffi::Output { values, embedding, owner: Box::into_raw(buffers).cast() };
+        // SAFETY: checked non-null above.
+        unsafe { write_output(result, output) };
+        Ok(())
+    })
+}
+
+/// Hand `result` to the host through `output`; `free_output` releases it.
+///
+/// # Safety
+/// `output` must be non-null and writable.
+unsafe fn write_output(result: crate::Output, output: *mut ffi::Output) {
+    let values = to_ffi_tensor(&result.values);
+    let embedding = result.embedding.as_ref().map(to_ffi_tensor).unwrap_or(ffi::Tensor::EMPTY);
+    let buffers = Box::new(OutputBuffers {
+        _values: result.values.data,
+        _embedding: result.embedding.map(|t| t.data).unwrap_or_default(),
+    });
+    // SAFETY: guaranteed by the caller. Moving the Vecs into the box keeps their heap pointers valid.
+    unsafe {
+        *output = ffi::Output { values, embedding, owner: Box::into_raw(buffers).cast() };
+    }
+}
+
+unsafe extern "C" fn start<P: Plugin>(instance: *mut c_void, sample_rate: u32, channels: u32) -> i32 {
+    guard("start", || {
+        if instance.is_null() {
+            return Err(Error::invalid_input("start: null argument"));
         }
+        // SAFETY: made by `create::<P>`, and the host never calls one instance from two threads.
+        let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
+        instance.plugin.start(sample_rate, channels)
+    })
+}
+
+unsafe extern "C" fn finish<P: Plugin>(instance: *mut c_void, output: *mut ffi::Output) -> i32 {
+    guard("finish", || {
+        if instance.is_null() || output.is_null() {
+            return Err(Error::invalid_input("finish: null argument"));
+        }
+        // SAFETY: as in `start`.
+        let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
+        let result = instance.plugin.finish()?;
+        // SAFETY: checked non-null above.
+        unsafe { write_output(result, output) };
         Ok(())
     })
 }

@@ -4,12 +4,15 @@
 use std::ffi::{c_char, c_void};
 
 pub const ABI_MAJOR: u32 = 1;
-pub const ABI_MINOR: u32 = 0;
+/// 1.1 added the descriptor kind and its `start`/`finish` functions, appended to the descriptor.
+pub const ABI_MINOR: u32 = 1;
 /// The one symbol a plugin exports, NUL-terminated for `dlsym`.
 pub const ENTRY_SYMBOL: &[u8] = b"timbre_plugin_entry\0";
 
 pub const KIND_FEATURE: u32 = 1;
 pub const KIND_CLASSIFIER: u32 = 2;
+/// Since ABI 1.1: a whole track's PCM in, in chunks, named track-level values out.
+pub const KIND_DESCRIPTOR: u32 = 3;
 
 pub const OK: i32 = 0;
 pub const ERR_INVALID_INPUT: i32 = 1;
@@ -50,6 +53,8 @@ pub type ProcessFn = unsafe extern "C" fn(instance: *mut c_void, input: *const T
 pub type FreeOutputFn = unsafe extern "C" fn(instance: *mut c_void, output: *mut Output);
 pub type LastErrorFn = unsafe extern "C" fn() -> *const c_char;
 pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
+pub type StartFn = unsafe extern "C" fn(instance: *mut c_void, sample_rate: u32, channels: u32) -> i32;
+pub type FinishFn = unsafe extern "C" fn(instance: *mut c_void, output: *mut Output) -> i32;
 
 #[repr(C)]
 #[derive(Debug)]
@@ -67,7 +72,13 @@ pub struct PluginDescriptor {
     pub free_output: Option<FreeOutputFn>,
     pub last_error: Option<LastErrorFn>,
     pub destroy: Option<DestroyFn>,
+    // ABI 1.1. A host reads these only when `struct_size` covers them.
+    pub start: Option<StartFn>,
+    pub finish: Option<FinishFn>,
 }
+
+/// The size of a 1.0 descriptor: what every plugin of major 1 has, whatever its minor.
+pub const DESCRIPTOR_SIZE_1_0: usize = std::mem::offset_of!(PluginDescriptor, start);
 
 pub type EntryFn = unsafe extern "C" fn() -> *const PluginDescriptor;
 

@@ -24,6 +24,9 @@ pub enum Kind {
     Feature,
     /// Feature matrices in, class probabilities and an embedding out.
     Classifier,
+    /// Since ABI 1.1: a whole track's PCM in, chunk by chunk (`start`, `process`..., `finish`),
+    /// named track-level values out (tempo, key, loudness).
+    Descriptor,
 }
 
 impl Kind {
@@ -31,6 +34,7 @@ impl Kind {
         match self {
             Kind::Feature => ffi::KIND_FEATURE,
             Kind::Classifier => ffi::KIND_CLASSIFIER,
+            Kind::Descriptor => ffi::KIND_DESCRIPTOR,
         }
     }
 }
@@ -61,10 +65,19 @@ impl Tensor {
 /// What one `process` call returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
-    /// Features `[segments, n_features, frames]`, or probabilities `[segments, classes]`.
+    /// Features `[segments, n_features, frames]`, or probabilities `[segments, classes]`;
+    /// from a descriptor's `finish`, its values `[n_values]` in the order `info()["values"]` names.
     pub values: Tensor,
-    /// Classifiers only: `[segments, dim]`.
+    /// Classifiers: `[segments, dim]`. Descriptors: optional state the host stores with the track
+    /// (e.g. a loudness histogram, from which an album's gain is computed later).
     pub embedding: Option<Tensor>,
+}
+
+impl Output {
+    /// What a descriptor's `process` returns: nothing yet, the values come from `finish`.
+    pub fn empty() -> Self {
+        Output { values: Tensor::new(Vec::new(), vec![0]), embedding: None }
+    }
 }
 
 /// Why a call failed, with the status code the host will see.
@@ -109,6 +122,18 @@ pub trait Plugin: Send + Sized + 'static {
     /// (feature plugins must give `sample_rate`).
     fn info(&self) -> serde_json::Value;
 
-    /// Process a batch of segments.
+    /// Process a batch of segments; for a descriptor, the next chunk of the track,
+    /// `[frames, channels]` interleaved as `start` announced, returning [`Output::empty`].
     fn process(&mut self, input: TensorView<'_>) -> Result<Output, Error>;
+
+    /// Descriptors only: a new track begins, decoded at `sample_rate` with `channels`.
+    /// Whatever a previous track left behind is discarded.
+    fn start(&mut self, _sample_rate: u32, _channels: u32) -> Result<(), Error> {
+        Err(Error::invalid_input("start: not a descriptor plugin"))
+    }
+
+    /// Descriptors only: the track has ended; return its values and optional state.
+    fn finish(&mut self) -> Result<Output, Error> {
+        Err(Error::invalid_input("finish: not a descriptor plugin"))
+    }
 }

@@ -81,12 +81,24 @@ static void rms_destroy(void *instance) { free(instance); }
 #ifndef RMS_ABI_MAJOR
 #define RMS_ABI_MAJOR TIMBRE_ABI_MAJOR
 #endif
+/* RMS_ABI_1_0: describe itself as a plugin built against ABI 1.0, whose descriptor ends at
+ * `destroy`: the host must still load it, reading nothing beyond `struct_size`. */
+#ifdef RMS_ABI_1_0
+#define RMS_ABI_MINOR 0
+#define RMS_STRUCT_SIZE offsetof(timbre_plugin_descriptor, start)
+#else
+#define RMS_ABI_MINOR TIMBRE_ABI_MINOR
+#define RMS_STRUCT_SIZE sizeof(timbre_plugin_descriptor)
+#endif
+#ifndef RMS_KIND
+#define RMS_KIND TIMBRE_KIND_FEATURE
+#endif
 
 static const timbre_plugin_descriptor descriptor = {
     .abi_major = RMS_ABI_MAJOR,
-    .abi_minor = TIMBRE_ABI_MINOR,
-    .struct_size = sizeof(timbre_plugin_descriptor),
-    .kind = TIMBRE_KIND_FEATURE,
+    .abi_minor = RMS_ABI_MINOR,
+    .struct_size = RMS_STRUCT_SIZE,
+    .kind = RMS_KIND,
     .name = "rms",
     .version = "1.0.0",
     .metadata_json = "{\"description\":\"frame RMS level, written in C\"}",

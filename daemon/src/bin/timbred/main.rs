@@ -52,8 +52,11 @@ fn log_filter(verbose: u8, daemon: bool) -> String {
 }
 
 /// symphonia logs its own view of a bad file at error level; timbre's error already names the
-/// file and the cause, so its crates are quiet unless asked for with -vv or TIMBRE_LOG.
-const QUIET_DECODERS: &str = ",symphonia_core=off,symphonia_bundle_mp3=off,symphonia_bundle_flac=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_codec_aac=off,symphonia_codec_vorbis=off,symphonia_codec_alac=off,symphonia_codec_pcm=off";
+/// file and the cause (and the decoder sums up skipped packets in one line per file), so its
+/// crates are quiet unless asked for with -vv or TIMBRE_LOG. A target directive matches by
+/// prefix, so `symphonia` covers every `symphonia_*` crate, including ones a new version adds
+/// (0.6 moved code into `symphonia_common` and logs from `symphonia_metadata`).
+const QUIET_DECODERS: &str = ",symphonia=off";
 
 /// Returns whether every input succeeded.
 fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -352,6 +355,29 @@ mod tests {
         assert!(log_filter(0, true).starts_with("info,"), "the daemon logs at info unasked");
         for verbose in 0..4 {
             tracing_subscriber::EnvFilter::try_new(log_filter(verbose, true)).expect("a valid filter");
+        }
+    }
+
+    /// Whatever crate of symphonia's logs a line (as a `log` record, which arrives with its
+    /// module path as the target), it stays out of the log below -vv; timbre's lines do not.
+    #[test]
+    fn symphonia_is_quiet_below_debug() {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        for (verbose, daemon) in [(0, false), (1, false), (0, true)] {
+            let subscriber = tracing_subscriber::registry().with(tracing_subscriber::EnvFilter::new(log_filter(verbose, daemon)));
+            tracing::subscriber::with_default(subscriber, || {
+                let quiet = [
+                    tracing::enabled!(target: "symphonia_core::formats::probe", Level::ERROR),
+                    tracing::enabled!(target: "symphonia_common::xiph::audio::vorbis", Level::ERROR),
+                    tracing::enabled!(target: "symphonia_metadata::embedded::flac", Level::ERROR),
+                    tracing::enabled!(target: "symphonia_format_isomp4::demuxer", Level::ERROR),
+                    tracing::enabled!(target: "symphonia_bundle_mp3::demuxer", Level::WARN),
+                    tracing::enabled!(target: "symphonia_codec_aac::aac", Level::WARN),
+                ];
+                assert_eq!(quiet, [false; 6], "-v x {verbose}, daemon {daemon}");
+                assert!(tracing::enabled!(target: "timbre_daemon::pipeline::decode", Level::WARN));
+            });
         }
     }
 }

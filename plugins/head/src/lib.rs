@@ -12,6 +12,7 @@
 
 pub mod card;
 mod file;
+mod folder;
 mod knn;
 mod logistic;
 mod model;
@@ -19,6 +20,7 @@ mod standardise;
 mod train;
 
 pub use file::{FileError, FORMAT, FORMAT_VERSION, MAX_HEAD_FILE_BYTES};
+pub use folder::{load_head_folder, write_head_folder, FolderError, FolderSpec, HEAD_FILE, PLUGIN_NAME};
 pub use model::{Classifier, Head, PredictError};
 pub use standardise::Standardiser;
 pub use train::{

@@ -28,8 +28,31 @@ pub struct Manifest {
     pub version: String,
     #[serde(default)]
     pub description: String,
-    pub features: FeatureSpec,
+    /// How the model's input is made from audio. A head has [`Manifest::input`] instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<FeatureSpec>,
+    /// A head's input: another model's output, not a feature plugin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputSpec>,
     pub model: ModelSpec,
+}
+
+/// Where a head's input comes from: another model's output for the same track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// The upstream model's name.
+    pub model: String,
+    /// Which of its outputs: `"embedding"` (its track embedding, the only one today).
+    #[serde(default = "default_embedding")]
+    pub output: String,
+}
+
+/// What a model reads: audio through a feature plugin, or another model's output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Source<'a> {
+    Features(&'a FeatureSpec),
+    Upstream(&'a InputSpec),
 }
 
 /// How the model's input is made.
@@ -70,6 +93,10 @@ pub enum OutputKind {
     Tags,
 }
 
+fn is_zero(value: &usize) -> bool {
+    *value == 0
+}
+
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
@@ -92,6 +119,8 @@ pub struct ModelSpec {
     pub probabilities: String,
     #[serde(default = "default_embedding", skip_serializing_if = "is_default_embedding")]
     pub embedding: String,
+    /// Size of the embedding output; 0 (the default) for a head, which has none.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub embedding_size: usize,
     pub labels: Vec<String>,
 }
@@ -278,9 +307,9 @@ impl ModelFolder {
         self.manifest.model.plugin.as_deref().unwrap_or("onnx")
     }
 
-    /// The feature plugin's configuration as JSON.
+    /// The feature plugin's configuration as JSON (nothing, for a head).
     pub fn feature_params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.manifest.features.params).unwrap_or_default()
+        self.manifest.features.as_ref().map(|f| serde_json::to_value(&f.params).unwrap_or_default()).unwrap_or_default()
     }
 
     fn fail(&self, problem: Problem) -> ManifestError {
@@ -326,8 +355,15 @@ impl Manifest {
         if let Some(dup) = model.labels.iter().find(|l| !seen.insert(l.as_str())) {
             return Err(format!("[model] labels lists {dup:?} twice"));
         }
-        if model.embedding_size == 0 {
-            return Err("[model] embedding_size must be positive".into());
+        let source = self.source()?;
+        match source {
+            Source::Features(_) if model.embedding_size == 0 => {
+                return Err("[model] embedding_size must be positive".into());
+            }
+            Source::Upstream(_) if model.embedding_size != 0 => {
+                return Err("[model] embedding_size must be 0 (or left out) for a head: a head gives labels, not an embedding".into());
+            }
+            _ => {}
         }
         if model.file.is_empty() || model.file.contains('/') || model.file.contains("..") || model.file == MANIFEST_FILE
         {
@@ -336,16 +372,46 @@ impl Manifest {
         if model.sha256.len() != 64 || !model.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!("[model] sha256 {:?} is not 64 hex digits", model.sha256));
         }
-        if !(self.features.segment_seconds > 0.0 && self.features.segment_seconds <= 600.0) {
-            return Err(format!("[features] segment_seconds {} must be in (0, 600]", self.features.segment_seconds));
-        }
-        if let Some(key) = non_finite(&self.features.params) {
-            // JSON would turn it into null, which a plugin reads as "not set": a silent default.
-            return Err(format!(
-                "[features] params.{key} must be a finite number (the plugin gets its params as JSON)"
-            ));
+        match source {
+            Source::Features(features) => {
+                if !(features.segment_seconds > 0.0 && features.segment_seconds <= 600.0) {
+                    return Err(format!("[features] segment_seconds {} must be in (0, 600]", features.segment_seconds));
+                }
+                if let Some(key) = non_finite(&features.params) {
+                    // JSON would turn it into null, which a plugin reads as "not set": a silent default.
+                    return Err(format!(
+                        "[features] params.{key} must be a finite number (the plugin gets its params as JSON)"
+                    ));
+                }
+            }
+            Source::Upstream(input) => {
+                if !name_ok(&input.model) {
+                    return Err(format!("[input] model {:?} is not a model name", input.model));
+                }
+                if input.model == self.name {
+                    return Err(format!("[input] model {:?} is this model itself", input.model));
+                }
+                if input.output != "embedding" {
+                    return Err(format!("[input] output {:?}: a head reads its upstream's \"embedding\"", input.output));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// What the model reads. Exactly one of `[features]` and `[input]` is given.
+    pub fn source(&self) -> Result<Source<'_>, String> {
+        match (&self.features, &self.input) {
+            (Some(features), None) => Ok(Source::Features(features)),
+            (None, Some(input)) => Ok(Source::Upstream(input)),
+            (Some(_), Some(_)) => Err("both [features] and [input]: a model reads audio features, a head another model's output; not both".into()),
+            (None, None) => Err("neither [features] (how audio becomes the model's input) nor [input] (the model a head reads)".into()),
+        }
+    }
+
+    /// Whether this is a head (its input is another model's output).
+    pub fn is_head(&self) -> bool {
+        self.input.is_some()
     }
 }
 
@@ -482,7 +548,8 @@ mod tests {
             name: name.into(),
             version: "2.0.0".into(),
             description: "a test model".into(),
-            features: FeatureSpec::from_json("mel", &params, 3.0).expect("params"),
+            features: Some(FeatureSpec::from_json("mel", &params, 3.0).expect("params")),
+            input: None,
             model: ModelSpec {
                 plugin: Some("pca-knn".into()),
                 file: "model.knn".into(),
@@ -585,13 +652,13 @@ mod tests {
     fn kind_and_padding_default_to_classes_and_zeros_and_round_trip() {
         let text = manifest(HELLO_SHA, "[\"a\"]");
         let parsed = Manifest::parse(&text).expect("parses");
-        assert_eq!((parsed.model.kind, parsed.features.padding), (OutputKind::Classes, Padding::Zeros));
+        assert_eq!((parsed.model.kind, parsed.features.as_ref().expect("features").padding), (OutputKind::Classes, Padding::Zeros));
         assert!(!parsed.to_toml().expect("toml").contains("kind"), "defaults are left out");
         let tagged = text
             .replace("[model]\n", "[model]\nkind = \"tags\"\n")
             .replace("segment_seconds = 3.0\n", "segment_seconds = 3.0\npadding = \"repeat\"\n");
         let parsed = Manifest::parse(&tagged).expect("parses");
-        assert_eq!((parsed.model.kind, parsed.features.padding), (OutputKind::Tags, Padding::Repeat));
+        assert_eq!((parsed.model.kind, parsed.features.as_ref().expect("features").padding), (OutputKind::Tags, Padding::Repeat));
         assert_eq!(Manifest::parse(&parsed.to_toml().expect("toml")).expect("reads back"), parsed);
         let error = Manifest::parse(&text.replace("[model]\n", "[model]\nkind = \"tag\"\n")).expect_err("typo");
         assert!(error.to_string().contains("tag"), "{error}");
@@ -602,5 +669,30 @@ mod tests {
         let text = manifest(HELLO_SHA, "[\"a\"]").replace("embedding_size", "embeding_size");
         let dir = folder(&text, b"hello");
         assert!(ModelFolder::open(dir.path()).expect_err("typo").to_string().contains("embeding_size"));
+    }
+
+    fn head(extra: &str) -> String {
+        format!(
+            "name = \"genre\"\nversion = \"1.0.0\"\n[input]\nmodel = \"musicnn-msd\"\n{extra}[model]\nplugin = \"head\"\nfile = \"head.json\"\nsha256 = \"{HELLO_SHA}\"\nlabels = [\"a\", \"b\"]\n"
+        )
+    }
+
+    #[test]
+    fn a_head_reads_another_models_embedding_and_has_none_of_its_own() {
+        let parsed = Manifest::parse(&head("")).expect("a head parses");
+        assert!(parsed.is_head());
+        assert_eq!(parsed.source(), Ok(Source::Upstream(&InputSpec { model: "musicnn-msd".into(), output: "embedding".into() })));
+        assert_eq!(Manifest::parse(&parsed.to_toml().expect("toml")).expect("reads back"), parsed);
+        let own = Manifest::parse(&head("").replace("labels", "embedding_size = 8\nlabels")).expect_err("embedding");
+        assert!(own.to_string().contains("embedding_size must be 0"), "{own}");
+        let itself = Manifest::parse(&head("").replace("model = \"musicnn-msd\"", "model = \"genre\"")).expect_err("self");
+        assert!(itself.to_string().contains("this model itself"), "{itself}");
+        let output = Manifest::parse(&head("output = \"tags\"\n")).expect_err("output");
+        assert!(output.to_string().contains("\"tags\""), "{output}");
+        let both = Manifest::parse(&head("").replace("[model]", "[features]\nplugin = \"mel\"\nsegment_seconds = 3.0\n[model]"))
+            .expect_err("both");
+        assert!(both.to_string().contains("both [features] and [input]"), "{both}");
+        let neither = Manifest::parse(&head("").replace("[input]\nmodel = \"musicnn-msd\"\n", "")).expect_err("neither");
+        assert!(neither.to_string().contains("neither"), "{neither}");
     }
 }

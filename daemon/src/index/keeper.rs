@@ -27,8 +27,28 @@ const BATCH_WINDOW: Duration = Duration::from_millis(200);
 const FLUSH_EVERY: Duration = Duration::from_secs(30);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
+/// The index as readers see it: `None` while it is not open and in sync. The keeper sets
+/// it; the recommender reads it. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct SharedIndex(Arc<RwLock<Option<Arc<dyn VectorIndex>>>>);
+
+impl SharedIndex {
+    /// An index that is ready from the start (tests, offline use).
+    pub fn ready(index: Arc<dyn VectorIndex>) -> Self {
+        SharedIndex(Arc::new(RwLock::new(Some(index))))
+    }
+
+    pub fn get(&self) -> Option<Arc<dyn VectorIndex>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, index: Option<Arc<dyn VectorIndex>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = index;
+    }
+}
+
 pub struct IndexKeeper {
-    index: RwLock<Option<Arc<dyn VectorIndex>>>,
+    index: SharedIndex,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -40,7 +60,7 @@ impl IndexKeeper {
         store: Arc<Store>,
         changes: mpsc::UnboundedReceiver<LibraryChange>,
     ) -> Arc<Self> {
-        let keeper = Arc::new(IndexKeeper { index: RwLock::new(None), task: Default::default() });
+        let keeper = Arc::new(IndexKeeper { index: SharedIndex::default(), task: Default::default() });
         let task = tokio::spawn(keep(keeper.clone(), config, data_dir, store, changes));
         *keeper.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         keeper
@@ -48,11 +68,16 @@ impl IndexKeeper {
 
     /// The index, once it is open and in sync; `None` while it is not (yet) reachable.
     pub fn index(&self) -> Option<Arc<dyn VectorIndex>> {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.index.get()
+    }
+
+    /// The handle readers keep to see the index come and go.
+    pub fn shared(&self) -> SharedIndex {
+        self.index.clone()
     }
 
     fn set(&self, index: Option<Arc<dyn VectorIndex>>) {
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        self.index.set(index);
     }
 
     /// Stop mirroring and write what the index holds (the embedded snapshot).

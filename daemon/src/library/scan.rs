@@ -122,27 +122,7 @@ impl Scanner {
 
     /// `path` made absolute and free of `..` and symlinks, if it lies under a library root.
     pub fn resolve(&self, path: &Path) -> Result<PathBuf, ScanError> {
-        let outside = || ScanError::OutsideRoots {
-            path: path.to_path_buf(),
-            roots: if self.roots.is_empty() {
-                "none are configured".into()
-            } else {
-                self.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
-            },
-        };
-        // A path that no longer exists (a deleted file) is resolved through its parent.
-        let resolved = match path.canonicalize() {
-            Ok(p) => p,
-            Err(_) => match (path.parent().and_then(|p| p.canonicalize().ok()), path.file_name()) {
-                (Some(parent), Some(name)) => parent.join(name),
-                _ => return Err(outside()),
-            },
-        };
-        if self.roots.iter().any(|root| resolved.starts_with(root)) {
-            Ok(resolved)
-        } else {
-            Err(outside())
-        }
+        resolve_in(&self.roots, path)
     }
 
     pub fn is_audio(&self, path: &Path) -> bool {
@@ -480,6 +460,32 @@ struct Discovered {
     files: Vec<PathBuf>,
     /// Audio files that cannot be analysed, as (path, lossily if need be; why).
     unreadable: Vec<(String, String)>,
+}
+
+/// `path` made absolute and free of `..` and symlinks, if it lies under one of `roots`
+/// (canonical, as [`Scanner::roots`] holds them).
+pub fn resolve_in(roots: &[PathBuf], path: &Path) -> Result<PathBuf, ScanError> {
+    let outside = || ScanError::OutsideRoots {
+        path: path.to_path_buf(),
+        roots: if roots.is_empty() {
+            "none are configured".into()
+        } else {
+            roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+        },
+    };
+    // A path that no longer exists (a deleted file) is resolved through its parent.
+    let resolved = match path.canonicalize() {
+        Ok(p) => p,
+        Err(_) => match (path.parent().and_then(|p| p.canonicalize().ok()), path.file_name()) {
+            (Some(parent), Some(name)) => parent.join(name),
+            _ => return Err(outside()),
+        },
+    };
+    if roots.iter().any(|root| resolved.starts_with(root)) {
+        Ok(resolved)
+    } else {
+        Err(outside())
+    }
 }
 
 /// A path as stored: exact when it is UTF-8, with replacement characters otherwise.

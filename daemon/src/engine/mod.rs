@@ -2,19 +2,21 @@
 //! (gRPC today) call into it; it knows nothing about them.
 
 mod error;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{task_failed, EngineError, StartError, TrackKey};
 
+use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
 use crate::config::Settings;
 use crate::index::keeper::IndexKeeper;
 use crate::library::watch::LibraryWatcher;
 use crate::library::{ModelVersion, Scanner, Store, TrackFilter, TrackRecord};
 use crate::live::{LiveHub, LivePrediction};
 use crate::models::ModelCatalog;
-use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
 use crate::plugin_host::{PluginKind, PluginRegistry, SearchPath};
@@ -41,19 +43,30 @@ impl Engine {
     /// before any scan writes), then the library is caught up with and watched, then the live
     /// sources. Returns a running engine, or the error that kept a part from starting.
     pub async fn start(settings: Settings) -> Result<Arc<Self>, StartError> {
-        let (search_path, registry, catalog, pool, store) =
-            tokio::task::block_in_place(|| -> Result<_, StartError> {
-                let search_path = SearchPath::standard(&settings.plugins.paths);
-                let registry = Arc::new(PluginRegistry::discover(&search_path));
-                let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
-                let threads = settings.worker_threads();
-                let pool =
-                    Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
-                let store = Arc::new(Store::open(&settings.database_path())?);
-                Ok((search_path, registry, catalog, pool, store))
-            })?;
+        let (search_path, registry, catalog) = tokio::task::block_in_place(|| {
+            let search_path = SearchPath::standard(&settings.plugins.paths);
+            let registry = Arc::new(PluginRegistry::discover(&search_path));
+            let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
+            (search_path, registry, catalog)
+        });
+        Self::start_with(settings, search_path, registry, catalog).await
+    }
+
+    /// [`Engine::start`] with the plugins and models already found (tests pass fakes).
+    pub async fn start_with(
+        settings: Settings,
+        search_path: SearchPath,
+        registry: Arc<PluginRegistry>,
+        catalog: Arc<ModelCatalog>,
+    ) -> Result<Arc<Self>, StartError> {
+        let (pool, store) = tokio::task::block_in_place(|| -> Result<_, StartError> {
+            let threads = settings.worker_threads();
+            let pool = Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
+            let store = Arc::new(Store::open(&settings.database_path())?);
+            Ok((pool, store))
+        })?;
         let versions = model_versions(&catalog, &registry);
-        let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+        let (changes_tx, changes) = crate::library::change_queue(crate::library::changes::CHANGE_QUEUE);
         let scanner = Arc::new(Scanner::new(
             store.clone(),
             pool.clone(),

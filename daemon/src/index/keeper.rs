@@ -15,11 +15,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use super::sync::upsert_or_skip;
 use super::{sync_from_library, IndexConfig, IndexError, IndexPoint, SyncReport, VectorIndex};
-use crate::library::{LibraryChange, Store};
+use crate::library::changes::CHANGE_QUEUE;
+use crate::library::{ChangeReceiver, LibraryChange, Store};
 
 /// How long changes are collected before they are written as one batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
@@ -54,12 +53,7 @@ pub struct IndexKeeper {
 
 impl IndexKeeper {
     /// Start keeping the index; `changes` are the library's announcements.
-    pub fn start(
-        config: IndexConfig,
-        data_dir: PathBuf,
-        store: Arc<Store>,
-        changes: mpsc::UnboundedReceiver<LibraryChange>,
-    ) -> Arc<Self> {
+    pub fn start(config: IndexConfig, data_dir: PathBuf, store: Arc<Store>, changes: ChangeReceiver) -> Arc<Self> {
         let keeper = Arc::new(IndexKeeper { index: SharedIndex::default(), task: Default::default() });
         let task = tokio::spawn(keep(keeper.clone(), config, data_dir, store, changes));
         *keeper.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -98,7 +92,7 @@ async fn keep(
     config: IndexConfig,
     data_dir: PathBuf,
     store: Arc<Store>,
-    mut changes: mpsc::UnboundedReceiver<LibraryChange>,
+    mut changes: ChangeReceiver,
 ) {
     let mut retry = Duration::from_secs(1);
     loop {
@@ -110,7 +104,9 @@ async fn keep(
                 keeper.set(None);
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(MAX_RETRY);
-                while changes.try_recv().is_ok() {} // the next sync covers them
+                // The next sync covers them, and whatever overflowed.
+                while changes.try_recv().is_some() {}
+                changes.take_overflow();
                 continue;
             }
         };
@@ -128,6 +124,11 @@ async fn keep(
                     None => return,
                 },
                 _ = flush.tick() => {
+                    if let Err(error) = resync_if_overflowed(index.as_ref(), &store, &changes).await {
+                        tracing::error!("vector index: {error}");
+                        keeper.set(None);
+                        break;
+                    }
                     if let Err(error) = index.flush().await {
                         tracing::warn!("{error}");
                     }
@@ -135,7 +136,11 @@ async fn keep(
                 }
             };
             let batch = collect_batch(first, &mut changes).await;
-            if let Err(error) = mirror(index.as_ref(), &store, batch).await {
+            let mirrored = match mirror(index.as_ref(), &store, batch).await {
+                Ok(_) => resync_if_overflowed(index.as_ref(), &store, &changes).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = mirrored {
                 tracing::error!(
                     "vector index: {error}; it is brought back in line with the library when it answers again"
                 );
@@ -146,11 +151,22 @@ async fn keep(
     }
 }
 
-/// `first` and whatever else arrives within [`BATCH_WINDOW`].
-async fn collect_batch(
-    first: LibraryChange,
-    changes: &mut mpsc::UnboundedReceiver<LibraryChange>,
-) -> Vec<LibraryChange> {
+/// When changes were dropped because their queue was full, compare the whole library with
+/// the index: that covers them all.
+pub(super) async fn resync_if_overflowed(
+    index: &dyn VectorIndex,
+    store: &Store,
+    changes: &ChangeReceiver,
+) -> Result<(), IndexError> {
+    if changes.take_overflow() {
+        let report = sync_from_library(index, store).await?;
+        tracing::info!(?report, "vector index: caught up with a burst of library changes");
+    }
+    Ok(())
+}
+
+/// `first` and whatever else arrives within [`BATCH_WINDOW`], at most a queue's worth.
+async fn collect_batch(first: LibraryChange, changes: &mut ChangeReceiver) -> Vec<LibraryChange> {
     let mut batch = vec![first];
     let deadline = tokio::time::sleep(BATCH_WINDOW);
     tokio::pin!(deadline);
@@ -158,7 +174,8 @@ async fn collect_batch(
         tokio::select! {
             _ = &mut deadline => return batch,
             next = changes.recv() => match next {
-                Some(change) => batch.push(change),
+                Some(change) if batch.len() + 1 < CHANGE_QUEUE => batch.push(change),
+                Some(change) => { batch.push(change); return batch }
                 None => return batch,
             },
         }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::store::{FileStat, ModelVersion, Store, StoreError, StoredPrediction, TrackRecord, TrackState};
-use super::{tags, LibraryChange};
+use super::{tags, ChangeSender, LibraryChange};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
 use crate::workers::{Priority, WorkerPool};
@@ -73,7 +73,7 @@ pub struct Scanner {
     /// Set at shutdown: no new files are started, analyses in flight are finished and stored.
     stopping: AtomicBool,
     /// Every track written or removed is announced here.
-    changes: tokio::sync::mpsc::UnboundedSender<LibraryChange>,
+    changes: ChangeSender,
 }
 
 impl Scanner {
@@ -83,7 +83,7 @@ impl Scanner {
         versions: Vec<ModelVersion>,
         roots: Vec<PathBuf>,
         extensions: Vec<String>,
-        changes: tokio::sync::mpsc::UnboundedSender<LibraryChange>,
+        changes: ChangeSender,
     ) -> Self {
         let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
         let extensions = extensions.iter().map(|e| e.to_ascii_lowercase()).collect();
@@ -100,7 +100,7 @@ impl Scanner {
     }
 
     fn announce(&self, change: LibraryChange) {
-        let _ = self.changes.send(change); // nobody listening is fine
+        self.changes.announce(change);
     }
 
     pub fn roots(&self) -> &[PathBuf] {

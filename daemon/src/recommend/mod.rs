@@ -300,6 +300,9 @@ fn maximal_marginal_relevance(candidates: Vec<Hit>, limit: usize, lambda: f32) -
 }
 
 #[cfg(test)]
+mod over_an_index;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -258,7 +258,9 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(*done.lock().expect("lock"), ["busy", "classify", "scan-1", "scan-2"]);
+        let done = done.lock().expect("lock").clone();
+        assert_eq!(done[..2], ["busy", "classify"], "the scans queued first wait: {done:?}");
+        assert_eq!(done.len(), 4, "{done:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

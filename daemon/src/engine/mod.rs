@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 pub use error::{task_failed, EngineError, StartError, TrackKey};
 
-use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
+use crate::catalogue::{self, Catalogue};
 use crate::config::Settings;
 use crate::index::keeper::IndexKeeper;
 use crate::library::watch::LibraryWatcher;
@@ -165,23 +165,8 @@ impl Engine {
     }
 
     /// Plugin libraries and model folders, loaded and refused.
-    pub fn plugins(&self) -> PluginListing {
-        let mut listing = plugins::list(&self.registry, &self.search_path);
-        for spec in &self.catalog.models {
-            listing.plugins.push(PluginEntry {
-                name: spec.name().to_string(),
-                kind: PluginKind::Classifier,
-                version: spec.folder.manifest.version.clone(),
-                abi_major: 0,
-                abi_minor: 0,
-                file: spec.folder.dir.display().to_string(),
-                metadata: spec.info.clone(),
-            });
-        }
-        for (dir, reason) in &self.catalog.refused {
-            listing.refused.push(RefusedEntry { file: dir.display().to_string(), reason: reason.clone() });
-        }
-        listing
+    pub fn catalogue(&self) -> Catalogue {
+        catalogue::list(&self.registry, &self.search_path, &self.catalog)
     }
 
     /// Classify audio; nothing is stored. `models` empty means every model.

@@ -303,7 +303,7 @@ impl Timbre for TimbreService {
         &self,
         _: Request<pb::ListPluginsRequest>,
     ) -> Result<Response<pb::ListPluginsResponse>, Status> {
-        Ok(Response::new(self.engine.plugins().into()))
+        Ok(Response::new(self.engine.catalogue().into()))
     }
 
     type WatchLiveStream = Stream<pb::LivePrediction>;

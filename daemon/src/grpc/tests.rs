@@ -114,6 +114,9 @@ async fn list_plugins_names_the_plugins_and_models_loaded() {
     let listing = client.list_plugins(pb::ListPluginsRequest::default()).await.expect("list").into_inner();
     let names: Vec<&str> = listing.plugins.iter().map(|p| p.name.as_str()).collect();
     assert!(names.contains(&"fake-features") && names.contains(&"fake-classifier"), "{names:?}");
-    assert!(names.contains(&"fake"), "the model: {names:?}");
+    assert!(names.contains(&"fake"), "older clients still find the model among the plugins: {names:?}");
+    let models: Vec<(&str, &str, &str)> =
+        listing.models.iter().map(|m| (m.name.as_str(), m.plugin.as_str(), m.features.as_str())).collect();
+    assert_eq!(models, [("fake", "fake-classifier", "fake-features")]);
     engine.shutdown().await;
 }

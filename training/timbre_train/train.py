@@ -244,7 +244,7 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, gain_db: float = 6.0, s
     b, n_mels, frames = x.shape
     x = time_shift(x, shift_frames, gen).clone()
     if gain_db > 0:
-        x += (torch.rand(b, 1, 1, generator=gen) * 2.0 - 1.0) * gain_db
+        x += torch.rand(b, 1, 1, generator=gen) * (2.0 * gain_db) - gain_db  # as 1.0.0 computed +-6 dB
     fmask = torch.rand(b, generator=gen) < 0.5
     width = torch.randint(1, 13, (b,), generator=gen)
     start = (torch.rand(b, generator=gen) * (n_mels - width)).long()

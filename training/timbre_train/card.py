@@ -233,7 +233,7 @@ Rule (`timbred split`): {result.split_rule}; seed {c.seed}. Every segment of a t
 | loss | cross-entropy, label weights inverse to their share of the epoch's segments, label smoothing 0.05 |
 | augmentation | {aug_text} |
 | at the kept epoch | train loss {ep.train_loss:.3f}, train segment accuracy {_pct(ep.train_segment_accuracy)} (on augmented{", mixed-up" if c.mixup > 0 else ""} segments, dropout on) |
-| time | {result.train_seconds / 60:.1f} min training ({result.epochs_run} epochs) on {c.threads} CPU threads, {platform.processor() or platform.machine()}; features {result.feature_seconds:.0f} s |
+| time | {result.train_seconds / 60:.1f} min training ({result.epochs_run} epochs) on {c.threads} CPU thread{'s' if c.threads != 1 else ''}, {platform.processor() or platform.machine()}; features {result.feature_seconds:.0f} s |
 | software | PyTorch {torch.__version__}, onnxruntime {onnxruntime.__version__}, Python {platform.python_version()} |
 
 PyTorch and onnxruntime agree on all {onnx_info['parity']['segments']} test segments: max abs difference

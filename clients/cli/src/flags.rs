@@ -281,6 +281,8 @@ pub struct RecommendArgs {
     pub strategy: String,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub m3u: M3uArgs,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +303,22 @@ pub struct PlaylistArgs {
     pub no_repeat_artist: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub m3u: M3uArgs,
+}
+
+/// Where `recommend` and `playlist` also write their tracks as a playlist file.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+#[command(next_help_heading = "Playlist file")]
+pub struct M3uArgs {
+    /// Also write the tracks, in order, to FILE as an extended M3U playlist (UTF-8, with
+    /// `#EXTINF` duration and artist - title), which MPD, mpv and VLC open.
+    #[arg(long, value_name = "FILE")]
+    pub m3u: Option<PathBuf>,
+    /// Write paths relative to the playlist file's folder (default: absolute, as the daemon
+    /// stores them).
+    #[arg(long, requires = "m3u")]
+    pub m3u_relative: bool,
 }
 
 /// Which library tracks `recommend` and `playlist` may pick: all given conditions must hold.

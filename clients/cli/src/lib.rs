@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod flags;
 pub mod json;
+pub mod m3u;
 pub mod progress;
 pub mod text;
 

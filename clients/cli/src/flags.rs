@@ -156,8 +156,36 @@ Examples:
   timbre playlist --seed 42
   timbre playlist --seed song.flac -n 50 --no-repeat-artist
   timbre playlist --seed 42 --genre rock --exclude-seed-album --max-duration 7:00
-  timbre --json playlist --seed 42 | jq -r .track.path > mix.m3u")]
+  timbre playlist --seed 42 -n 30 --m3u ~/Music/mix.m3u8 --m3u-relative
+  timbre --json playlist --seed 42 | jq -r .track.path")]
     Playlist(PlaylistArgs),
+    /// Print shell completions or the man page, generated from these definitions (for
+    /// packagers; needs no daemon).
+    #[command(after_help = "\
+Examples:
+  timbre generate bash > /usr/share/bash-completion/completions/timbre
+  timbre generate zsh > /usr/share/zsh/vendor-completions/_timbre
+  timbre generate fish > ~/.config/fish/completions/timbre.fish
+  timbre generate man > /usr/share/man/man1/timbre.1")]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to print.
+    #[arg(value_enum)]
+    pub what: Generated,
+}
+
+/// The shells clap_complete knows, and the man page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+    Man,
 }
 
 #[derive(Debug, Args)]

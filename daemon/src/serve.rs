@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, StartError};
 use crate::grpc::{Security, SecurityError};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,7 @@ pub enum ServeError {
     #[error(transparent)]
     Security(#[from] SecurityError),
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(#[from] StartError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]

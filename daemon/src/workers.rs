@@ -193,3 +193,90 @@ fn work(
         let _ = job.reply.send(reply); // the caller may have gone away (cancelled request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::models::ModelCatalog;
+    use crate::plugin_host::fakes;
+
+    fn pool(catalog: ModelCatalog, threads: usize, queue: usize) -> Arc<WorkerPool> {
+        Arc::new(WorkerPool::start(fakes::registry(), Arc::new(catalog), threads, queue).expect("pool"))
+    }
+
+    fn gated(gate: &str) -> ModelCatalog {
+        ModelCatalog { models: vec![fakes::gated_model("gated", Some(gate))], refused: Vec::new() }
+    }
+
+    /// Submit `input` in the background; its name is recorded in `done` when it is answered.
+    fn submit(pool: &Arc<WorkerPool>, name: &str, priority: Priority, done: &Arc<Mutex<Vec<String>>>) {
+        let (pool, done, name) = (pool.clone(), done.clone(), name.to_string());
+        tokio::spawn(async move {
+            let input = crate::pipeline::AudioInput::Pcm {
+                name: name.clone(),
+                samples: vec![0.1; fakes::SAMPLE_RATE as usize].into(),
+                sample_rate: fakes::SAMPLE_RATE,
+            };
+            pool.analyze(input, None, priority, None).await.expect("analysed");
+            done.lock().expect("lock").push(name);
+        });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_plugin_fails_its_job_and_the_worker_serves_the_next() {
+        let pool = pool(ModelCatalog { models: vec![fakes::model("fake")], refused: Vec::new() }, 1, 4);
+        let error = pool.analyze(fakes::tone(0.95, 2.0), None, Priority::Interactive, None).await.expect_err("panics");
+        assert!(
+            matches!(&error, WorkError::Pipeline(PipelineError::Plugin { .. }))
+                && error.to_string().contains("panicked"),
+            "{error}"
+        );
+        let analysis = pool.analyze(fakes::tone(0.5, 2.0), None, Priority::Interactive, None).await.expect("next job");
+        assert_eq!(analysis.predictions.len(), 1);
+        assert_eq!(analysis.predictions[0].probabilities, [0.5, 0.5]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interactive_work_is_taken_before_background_work() {
+        fakes::close_gate("priority");
+        let pool = pool(gated("priority"), 1, 8);
+        let done = Arc::new(Mutex::new(Vec::new()));
+        submit(&pool, "busy", Priority::Background, &done); // holds the one worker at the gate
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        submit(&pool, "scan-1", Priority::Background, &done);
+        submit(&pool, "scan-2", Priority::Background, &done);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        submit(&pool, "classify", Priority::Interactive, &done);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        fakes::open_gate("priority");
+        for _ in 0..200 {
+            if done.lock().expect("lock").len() == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let done = done.lock().expect("lock").clone();
+        assert_eq!(done[..2], ["busy", "classify"], "the scans queued first wait: {done:?}");
+        assert_eq!(done.len(), 4, "{done:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_the_next_submitter_wait() {
+        fakes::close_gate("pressure");
+        // One worker and room for one more job: the third waits for a permit.
+        let pool = pool(gated("pressure"), 1, 1);
+        let done = Arc::new(Mutex::new(Vec::new()));
+        submit(&pool, "running", Priority::Background, &done);
+        submit(&pool, "queued", Priority::Background, &done);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let third = pool.analyze(fakes::tone(0.1, 1.0), None, Priority::Background, None);
+        let waited = tokio::time::timeout(Duration::from_millis(200), third).await;
+        assert!(waited.is_err(), "the third job is held back while the queue is full");
+        assert_eq!(pool.background_permits.available_permits(), 0);
+        fakes::open_gate("pressure");
+        pool.analyze(fakes::tone(0.1, 1.0), None, Priority::Background, None).await.expect("room again");
+    }
+}

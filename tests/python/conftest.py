@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +146,28 @@ def run_features(timbred):
         return FeaturesRun(proc.returncode, proc.stdout, proc.stderr, out_dir, argv)
 
     return run
+
+
+class Daemon:
+    """`timbred serve` on a free loopback port with temporary folders."""
+
+    def __init__(self, timbred: Path, root: Path, data: Path, extra_args=()):
+        self.process = subprocess.Popen(
+            [str(timbred), "serve", "--listen", "127.0.0.1:0", "--root", str(root), "--data-dir", str(data), *extra_args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.address = None
+        for line in self.process.stderr:
+            if line.startswith("timbred: serving timbre.v1 on "):
+                self.address = line.split()[4]
+                break
+        assert self.address, "timbred exited before serving"
+        # Keep reading stderr so the daemon never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()
+
+    def stop(self) -> int:
+        self.process.terminate()
+        return self.process.wait(timeout=60)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, Daemon
 
 grpc = pytest.importorskip("grpc")
 protoc = pytest.importorskip("grpc_tools.protoc")
@@ -48,33 +48,6 @@ def stubs(tmp_path_factory):
     finally:
         sys.path.remove(str(out))
     return pb2, pb2_grpc
-
-
-class Daemon:
-    """`timbred serve` on a free loopback port with temporary folders."""
-
-    def __init__(self, timbred: Path, root: Path, data: Path):
-        self.process = subprocess.Popen(
-            [str(timbred), "serve", "--listen", "127.0.0.1:0", "--root", str(root), "--data-dir", str(data)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.address = None
-        for line in self.process.stderr:
-            if line.startswith("timbred: serving timbre.v1 on "):
-                self.address = line.split()[4]
-                break
-        assert self.address, "timbred exited before serving"
-        # Keep reading stderr so the daemon never blocks on a full pipe.
-        import threading
-
-        threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()
-
-    def stop(self) -> int:
-        self.process.terminate()
-        return self.process.wait(timeout=60)
 
 
 @pytest.fixture()

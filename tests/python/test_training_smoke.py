@@ -181,3 +181,40 @@ def test_rust_plugin_loads_and_classifies(trained, tiny, tmp_path, report):
     predictions = json.loads(run.stdout)["predictions"]
     assert [p["model"] for p in predictions] == [name]
     assert abs(sum(l["probability"] for l in predictions[0]["labels"]) - 1.0) < 1e-5
+
+
+def test_walkthrough_a_new_model_folder_shows_up_in_the_daemon(trained, tiny, tmp_path):
+    """docs/PLUGINS.md's walkthrough: a folder trained by training/ and dropped into a models
+    directory is listed by `timbre plugins` and answers in `timbre classify`, with no rebuild."""
+    import shutil
+    import subprocess
+
+    from conftest import Daemon
+
+    name, outcome = trained
+    if name != "cnn":
+        pytest.skip("one architecture is enough for the walkthrough")
+    cli = Path(tiny["timbred"]).resolve().parent / "timbre"
+    models = tmp_path / "models"
+    shutil.copytree(outcome.folder, models / "my-genres")
+    root, data = tmp_path / "music", tmp_path / "data"
+    root.mkdir()
+    data.mkdir()
+    daemon = Daemon(tiny["timbred"], root, data, extra_args=["--model-path", str(models)])
+    try:
+        address = f"http://{daemon.address}"
+        listed = subprocess.run([str(cli), "--addr", address, "--json", "plugins"], capture_output=True, text=True)
+        assert listed.returncode == 0, listed.stderr
+        assert f'"{name}"' in listed.stdout and str(models / "my-genres") in listed.stdout, listed.stdout
+        clip = next(p for p in sorted(Path(tiny["data"]).rglob("*")) if p.suffix in (".flac", ".wav"))
+        answer = subprocess.run(
+            [str(cli), "--addr", address, "--json", "classify", "--model", name, "--top-k", "0", str(clip)],
+            capture_output=True,
+            text=True,
+        )
+        assert answer.returncode == 0, answer.stderr
+        predictions = json.loads(answer.stdout)["predictions"]
+        assert [p["model"] for p in predictions] == [name]
+        assert sorted(l["name"] for l in predictions[0]["labels"]) == sorted(GENRES)
+    finally:
+        assert daemon.stop() == 0

@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed in this venv
 from timbre_train import data as D  # noqa: E402
 from timbre_train import models as M  # noqa: E402
 from timbre_train.card import model_toml  # noqa: E402
-from timbre_train.train import augment_batch  # noqa: E402
+from timbre_train.train import augment_batch, batch_features, epoch_items, time_shift, whole_tracks  # noqa: E402
 
 
 def fake_files(counts: dict[str, int]) -> list[D.AudioFile]:
@@ -110,6 +110,87 @@ def test_augmentation_keeps_shape_and_pads_like_timbred():
     assert padded.any()
     for i in torch.nonzero(padded).flatten():
         assert torch.isclose(last[i, 0], y[i].amax() - 80.0, atol=1e-4)
+
+
+def test_a_crop_is_the_window_floored_at_its_own_maximum_minus_80_db():
+    whole = np.stack([np.arange(300, dtype=np.float32) * -1.0] * 128)  # frame t holds -t dB
+    whole[5, 250] = 10.0
+    c = D.crop(whole, 100)
+    assert c.shape == (128, 130)
+    np.testing.assert_array_equal(c[0, :80], -np.arange(100, 180, dtype=np.float32))
+    # The window's maximum is -100 dB (frame 100), so everything below -180 dB is floored there,
+    # as timbred clips a 3 s segment at its own maximum - 80 dB.
+    np.testing.assert_array_equal(c[0, 80:], np.full(50, -180.0, np.float32))
+    assert D.crop(whole, 150)[5, 100] == 10.0 and D.crop(whole, 150)[0, 129] == 10.0 - 80.0
+    np.testing.assert_array_equal(D.crop(whole, 170), np.maximum(whole[:, 170:], whole[:, 170:].max() - 80))
+    for bad in (-1, 171):
+        with pytest.raises(ValueError):
+            D.crop(whole, bad)
+
+
+def crop_dataset() -> D.Dataset:
+    """Two labels; file 0 a 2 s clip (one segment), file 1 a 30 s clip (10 segments, 1292 frames)."""
+    files = fake_files({"a": 1, "b": 1})
+    seg_file = np.array([0] + [1] * 10)
+    x = np.stack([np.full((128, 130), -float(i), np.float32) for i in range(11)])
+    whole = [np.zeros((128, 87), np.float32), np.tile(np.arange(1292, dtype=np.float32), (128, 1))]
+    return D.Dataset(["a", "b"], files, x, seg_file, np.array([0, 1]), whole=whole)
+
+
+def test_long_clips_give_random_crops_short_clips_their_segment():
+    ds = crop_dataset()
+    rng = np.random.default_rng(0)
+    offsets = []
+    for _ in range(50):
+        items = epoch_items(ds, np.array([0, 1]), 4, rng, crop=True)
+        short, long = items[items[:, 1] == 0], items[items[:, 1] == 1]
+        assert short.tolist() == [[0, 0, -1]], "a one-segment clip keeps its fixed segment"
+        assert len(long) == 4 and (long[:, 0] == -1).all()
+        assert ((long[:, 2] >= 0) & (long[:, 2] <= 1292 - 130)).all()
+        offsets += long[:, 2].tolist()
+        x = batch_features(ds, items)
+        for row, (s, f, o) in zip(x, items):
+            expected = ds.x[s] if o < 0 else D.crop(ds.whole[f], o)
+            np.testing.assert_array_equal(row, expected)
+    # New offsets every epoch, spread over the whole clip, not the fixed cuts (multiples of 130).
+    assert len(set(offsets)) > 150 and max(offsets) > 1000 and min(offsets) < 150
+    assert sum(o % 130 != 0 for o in offsets) > 150
+    # Without crops: the fixed segments, as before.
+    items = epoch_items(ds, np.array([0, 1]), 4, np.random.default_rng(0), crop=False)
+    assert (items[:, 2] == -1).all() and len(items) == 5 and set(ds.seg_file[items[:, 0]]) == {0, 1}
+
+
+def test_whole_tracks_are_the_files_of_at_least_four_segments():
+    ds = crop_dataset()
+    assert whole_tracks(ds, np.array([0, 1])).tolist() == [1]
+
+
+def test_time_shift_moves_frames_and_fills_with_the_floor():
+    x = torch.arange(130, dtype=torch.float32).expand(32, 128, 130).clone()  # frame t holds t dB; max 129
+    y = time_shift(x, 8, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.equal(x, torch.arange(130, dtype=torch.float32).expand(32, 128, 130))
+    shifts = set()
+    for row in y:
+        s = int(row[0, 129 // 2] - 129 // 2) * -1  # frame t holds t - s
+        shifts.add(s)
+        assert abs(s) <= 8
+        kept = torch.arange(130) - s
+        valid = (kept >= 0) & (kept < 130)
+        assert torch.equal(row[:, valid], kept[valid].float().expand(128, -1))
+        assert (row[:, ~valid] == 129.0 - 80.0).all(), "vacated frames hold the segment's floor"
+    assert len(shifts) > 5 and any(s > 0 for s in shifts) and any(s < 0 for s in shifts)
+    assert torch.equal(time_shift(x, 0, torch.Generator().manual_seed(0)), x)
+
+
+def test_gain_can_be_turned_off():
+    x = torch.randn(16, 128, 130) * 10 - 20
+    ref = torch.Generator().manual_seed(1)
+    a = augment_batch(x, torch.Generator().manual_seed(1), gain_db=0.0)
+    b = augment_batch(x, ref, gain_db=6.0)
+    # Without gain, unmasked, unpadded frames are untouched; with it, they move by one offset per segment.
+    same = (a == x).float().mean()
+    assert same > 0.5
+    assert (b == x).float().mean() < 0.01
 
 
 @pytest.mark.parametrize("name", ["cnn", "bilstm", "cnn-lstm"])

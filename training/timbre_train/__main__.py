@@ -52,7 +52,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--segments-per-file", type=int, default=4, help="random segments of a track per epoch (at most)")
     p.add_argument("--mixup", type=float, default=TrainConfig.mixup,
                    help="mixup of segment pairs with lambda ~ Beta(a, a); 0 turns it off (default %(default)s)")
-    p.add_argument("--no-augment", action="store_true", help="train without augmentation (gain, padding, masks)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="train without the batch augmentations (gain, time shift, padding, masks)")
+    p.add_argument("--no-crop", action="store_true",
+                   help="train on the fixed 3 s cuts of the long clips instead of random 3 s crops of the whole clip")
+    p.add_argument("--shift-frames", type=int, default=TrainConfig.shift_frames,
+                   help="random time shift of up to this many frames either way; 0 turns it off (default %(default)s)")
+    p.add_argument("--gain-db", type=float, default=TrainConfig.gain_db,
+                   help="random gain of up to this many dB either way; 0 turns it off (default %(default)s)")
+    p.add_argument("--card-notes", type=Path, help="a markdown file to include in CARD.md (e.g. an ablation table)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--name", help="model name in model.toml (default: the architecture)")
     p.add_argument("--version", default="1.0.0", help="model version in model.toml")
@@ -64,7 +72,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         model=args.model, data=args.data, out=args.out, epochs=args.epochs, seed=args.seed,
         timbred=args.timbred, cache_dir=args.cache_dir, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, patience=args.patience, segments_per_file=args.segments_per_file,
-        augment=not args.no_augment, mixup=args.mixup, threads=args.threads, name=args.name, version=args.version,
+        augment=not args.no_augment, mixup=args.mixup,
+        crop=not args.no_crop, shift_frames=args.shift_frames, gain_db=args.gain_db,
+        card_notes=args.card_notes, threads=args.threads, name=args.name, version=args.version,
     )
 
 

@@ -68,13 +68,17 @@ def retrain_command(config: TrainConfig) -> str:
             "--epochs", str(config.resolved_epochs()), "--seed", str(config.seed)]
     for flag, attr in [("--batch-size", "batch_size"), ("--lr", "lr"), ("--weight-decay", "weight_decay"),
                        ("--patience", "patience"), ("--segments-per-file", "segments_per_file"),
-                       ("--mixup", "mixup"),
+                       ("--mixup", "mixup"), ("--shift-frames", "shift_frames"), ("--gain-db", "gain_db"),
                        ("--threads", "threads"), ("--name", "name"), ("--version", "version")]:
         value = getattr(config, attr)
         if value != getattr(defaults, attr):
             argv += [flag, str(value)]
     if not config.augment:
         argv.append("--no-augment")
+    if not config.crop:
+        argv.append("--no-crop")
+    if config.card_notes is not None:
+        argv += ["--card-notes", _display_path(config.card_notes)]
     return 'PYTHONPATH=training "$(scripts/python-env)/bin/python" -m timbre_train ' + shlex.join(argv)
 
 
@@ -141,6 +145,23 @@ def card_md(result: TrainResult, onnx_info: dict, retrain: str, name: str, versi
         + " / ".join(f"{rec[f'precision_at_{k}']:.3f}" for k in ks) + f" (chance: about {chance:.2f})"
         if ks else "too few tracks to measure it"
     )
+    whole_md = _whole_tracks_md(result)
+    notes = ""
+    if c.card_notes is not None:
+        notes = Path(c.card_notes).read_text().strip() + "\n\n"
+    aug = []
+    if c.crop:
+        aug.append("random 3 s crops of the clips longer than one segment (new offsets every epoch; the 2-3 s clips keep "
+                   "their one padded segment)")
+    if c.augment:
+        if c.shift_frames > 0:
+            aug.append(f"random time shift of up to ±{c.shift_frames} frames (vacated frames at the segment's floor)")
+        if c.gain_db > 0:
+            aug.append(f"random gain ±{c.gain_db:g} dB (exact in dB)")
+        aug.append("simulated zero-padded tail (p 0.3), one frequency mask of ≤12 mel bins (p 0.5)")
+    if c.mixup > 0:
+        aug.append(f"mixup of segment pairs, Beta({c.mixup:g}, {c.mixup:g})")
+    aug_text = "; ".join(aug) if aug else "none"
     gtzan_text = GTZAN_NOTE if "gtzan" in c.data.resolve().name.lower() else ""
     import torch  # noqa: PLC0415  (versions for the record)
     import onnxruntime
@@ -174,7 +195,7 @@ With {test.n_files} test tracks, one track is {100 / max(test.n_files, 1):.1f} p
 of the test track accuracy is about {100 * stderr:.0f} points. The validation split chose the epoch, so its
 numbers are optimistic.
 
-Per label (test, track level):
+{whole_md}Per label (test, track level):
 
 {chr(10).join(per_class)}
 
@@ -207,19 +228,19 @@ Rule (`timbred split`): {result.split_rule}; seed {c.seed}. Every segment of a t
 | | |
 | --- | --- |
 | epochs | up to {c.resolved_epochs()}, early stopping on validation track accuracy (patience {c.patience}, ties broken by validation loss); ran {result.epochs_run}, kept epoch {result.best_epoch} |
-| per epoch | up to {c.segments_per_file} random segments of each training track (long clips would otherwise dominate), batch {c.batch_size}, shuffled |
+| per epoch | up to {c.segments_per_file} random segments{" (crops)" if c.crop else ""} of each training track (long clips would otherwise dominate), batch {c.batch_size}, shuffled |
 | optimiser | AdamW, lr {c.lr:g}, weight decay {c.weight_decay:g}, cosine decay to lr/50 over the maximum epochs |
 | loss | cross-entropy, label weights inverse to their share of the epoch's segments, label smoothing 0.05 |
-| augmentation | {"random gain ±6 dB (exact in dB), simulated zero-padded tail (p 0.3), one frequency mask of ≤12 mel bins (p 0.5)" if c.augment else "none"}{f"; mixup of segment pairs, Beta({c.mixup:g}, {c.mixup:g})" if c.mixup > 0 else ""} |
+| augmentation | {aug_text} |
 | at the kept epoch | train loss {ep.train_loss:.3f}, train segment accuracy {_pct(ep.train_segment_accuracy)} (on augmented{", mixed-up" if c.mixup > 0 else ""} segments, dropout on) |
-| time | {result.train_seconds / 60:.1f} min training ({result.epochs_run} epochs) on {c.threads} CPU threads, {platform.processor() or platform.machine()}; features {result.feature_seconds:.0f} s |
+| time | {result.train_seconds / 60:.1f} min training ({result.epochs_run} epochs) on {c.threads} CPU thread{'s' if c.threads != 1 else ''}, {platform.processor() or platform.machine()}; features {result.feature_seconds:.0f} s |
 | software | PyTorch {torch.__version__}, onnxruntime {onnxruntime.__version__}, Python {platform.python_version()} |
 
 PyTorch and onnxruntime agree on all {onnx_info['parity']['segments']} test segments: max abs difference
 {onnx_info['parity']['probabilities_max_abs_diff']:.1e} (probabilities), {onnx_info['parity']['embedding_max_abs_diff']:.1e}
 (embedding).
 
-## Retrain
+{notes}## Retrain
 
 From the repository root (builds `timbred` with cargo first when `--timbred` is not given):
 
@@ -250,6 +271,31 @@ clips (stored at 16 kHz, so nothing above 8 kHz) spread over all labels, and 77 
 and mislabelings (Sturm 2012); a split by file does not separate artists, so the held-out accuracy is
 still somewhat optimistic. The accuracies of the seed reports come from random splits of segments and are
 not comparable with these.
+
+"""
+
+
+def _whole_tracks_md(result: TrainResult) -> str:
+    """The held-out long clips (whole tracks) alone, by file."""
+    from .train import WHOLE_TRACK_SEGMENTS  # noqa: PLC0415
+
+    tv, vv = result.test_whole, result.val_whole
+    if tv is None and vv is None:
+        return ""
+
+    def cell(ev, attr):
+        return _pct(getattr(ev, attr)) if ev is not None else "–"
+
+    def n(ev):
+        return ev.n_files if ev is not None else 0
+
+    return f"""**Whole tracks**: the same, on the held-out clips of at least {WHOLE_TRACK_SEGMENTS} segments only (in the GTZAN
+pool the 15 s classical and the 30 s clips; by file, the mean over all their segments):
+
+| | test ({n(tv)} tracks) | validation ({n(vv)} tracks) |
+| --- | ---: | ---: |
+| track accuracy | **{cell(tv, "track_accuracy")}** | {cell(vv, "track_accuracy")} |
+| segment accuracy | {cell(tv, "segment_accuracy")} | {cell(vv, "segment_accuracy")} |
 
 """
 
@@ -293,6 +339,8 @@ def metrics(result: TrainResult, onnx_info: dict, retrain: str, name: str) -> di
         "split": {"rule": result.split_rule, "seed": c.seed, "sizes": split_table(result), "files": result.assignment},
         "test": asdict(result.test),
         "val": asdict(result.val),
+        "test_whole_tracks": asdict(result.test_whole) if result.test_whole is not None else None,
+        "val_whole_tracks": asdict(result.val_whole) if result.val_whole is not None else None,
         "recommendation": result.recommendation,
         "training": {
             "seconds": result.train_seconds,

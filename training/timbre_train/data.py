@@ -96,8 +96,9 @@ def _stat_key(path: Path) -> list:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def cache_key(data_dir: Path, timbred: Path, files: list[AudioFile]) -> str:
-    """Features depend on the data, the timbred binary and the mel plugin it loads."""
+def cache_key(data_dir: Path, timbred: Path, files: list[AudioFile], segment_seconds: float | None = SEGMENT_SECONDS) -> str:
+    """Features depend on the data, the timbred binary and the mel plugin it loads, and on whether
+    they are cut into segments (`segment_seconds`) or whole-file (None)."""
     ident = {
         "data_dir": str(data_dir.resolve()),
         "timbred": _stat_key(timbred),
@@ -105,7 +106,7 @@ def cache_key(data_dir: Path, timbred: Path, files: list[AudioFile]) -> str:
         "mel_plugin": _stat_key(timbred.parent / "libtimbre_plugin_mel.so"),
         "plugin_path": os.environ.get("TIMBRE_PLUGIN_PATH", ""),
         "params": MEL_PARAMS,
-        "segment_seconds": SEGMENT_SECONDS,
+        "segment_seconds": segment_seconds,
         "files": [[f.rel, *_stat_key(f.path)[1:]] for f in files],
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
@@ -136,11 +137,13 @@ class Extraction:
     from_cache: bool
 
 
-def extract_features(timbred: Path, data_dir: Path, files: list[AudioFile], cache_root: Path) -> Extraction:
-    """Run `timbred features --segment-seconds 3` over every file, once per cache key."""
+def extract_features(timbred: Path, data_dir: Path, files: list[AudioFile], cache_root: Path,
+                     segment_seconds: float | None = SEGMENT_SECONDS) -> Extraction:
+    """Run `timbred features --segment-seconds 3` over every file, once per cache key; with
+    `segment_seconds=None`, `timbred features` without it: the whole file as one [n_mels, frames]."""
     if not timbred.is_file() or not os.access(timbred, os.X_OK):
         raise DataError(f"timbred binary {timbred} is missing or not executable; build it or pass --timbred PATH")
-    key = cache_key(data_dir, timbred, files)
+    key = cache_key(data_dir, timbred, files, segment_seconds)
     cache_dir = cache_root / key
     index_path = cache_dir / "index.json"
     if index_path.is_file():
@@ -158,12 +161,14 @@ def extract_features(timbred: Path, data_dir: Path, files: list[AudioFile], cach
     groups: dict[str, list[AudioFile]] = {}
     for f, d in zip(files, out_dirs):
         groups.setdefault(d, []).append(f)
-    log(f"extracting features of {len(files)} files with {timbred} into {cache_dir}")
+    what = "whole-file features" if segment_seconds is None else "features"
+    log(f"extracting {what} of {len(files)} files with {timbred} into {cache_dir}")
+    cut = [] if segment_seconds is None else ["--segment-seconds", f"{segment_seconds:g}"]
     for d, group in groups.items():
         for start in range(0, len(group), FILES_PER_CALL):
             chunk = group[start : start + FILES_PER_CALL]
             argv = [str(timbred), "features", "--plugin", "mel", *params,
-                    "--segment-seconds", f"{SEGMENT_SECONDS:g}", "--out", str(tmp / d), *(str(f.path) for f in chunk)]
+                    *cut, "--out", str(tmp / d), *(str(f.path) for f in chunk)]
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
             stderr_lines += proc.stderr.splitlines()
             if proc.returncode not in (0, 1):  # 1: some files failed (reported on stderr); 2: bad config
@@ -206,6 +211,9 @@ class Dataset:
     seg_file: np.ndarray  # int64 [segments]: index into files
     file_label: np.ndarray  # int64 [files]
     failures: dict[str, str] = field(default_factory=dict)
+    # Per file, the whole-file log-mel [n_mels, frames] (`timbred features` without
+    # --segment-seconds), for random crops in training; None when not loaded.
+    whole: list[np.ndarray] | None = None
 
     @property
     def seg_label(self) -> np.ndarray:
@@ -248,6 +256,35 @@ def load_dataset(files: list[AudioFile], labels: list[str], extraction: Extracti
         file_label=np.asarray([label_index[f.label] for f in kept], dtype=np.int64),
         failures=failures,
     )
+
+
+def attach_whole(dataset: Dataset, extraction: Extraction) -> int:
+    """Load each file's whole-file features into dataset.whole; returns how many files have more
+    than one segment's worth of frames (the ones random crops apply to). A file without usable
+    whole-file features gets an empty array and keeps its fixed segments."""
+    whole = []
+    for f in dataset.files:
+        npy = extraction.features.get(f.rel)
+        a = np.load(npy) if npy is not None else np.zeros((N_MELS, 0), np.float32)
+        if a.ndim != 2 or a.shape[0] != N_MELS or not np.isfinite(a).all():
+            log(f"warning: no whole-file features for {f.rel} (shape {a.shape}); it keeps its fixed segments")
+            a = np.zeros((N_MELS, 0), np.float32)
+        whole.append(a.astype(np.float32, copy=False))
+    dataset.whole = whole
+    return sum(a.shape[1] > FRAMES for a in whole)
+
+
+def crop(whole: np.ndarray, offset: int, frames: int = FRAMES, top_db: float = 80.0) -> np.ndarray:
+    """`frames` frames of a whole-file log-mel from `offset`, floored at its own maximum - top_db.
+
+    timbred transforms each 3 s segment on its own, so its power_to_db clips at the *segment's*
+    maximum - 80 dB; the whole file was clipped at the file's maximum (lower or equal), so flooring
+    the window again gives what timbred would write for a segment starting there (up to the two
+    edge frames, whose STFT windows see real audio here and reflection padding there)."""
+    if not 0 <= offset <= whole.shape[1] - frames:
+        raise ValueError(f"crop at {offset} of {frames} frames out of a {whole.shape[1]}-frame clip")
+    window = whole[:, offset : offset + frames]
+    return np.maximum(window, window.max() - top_db)
 
 
 # --------------------------------------------------------------------------- split

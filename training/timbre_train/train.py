@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import FRAMES
 from . import data as D
 from . import models as M
 
@@ -35,8 +36,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 10
     segments_per_file: int = 4  # at most this many random segments of a file per epoch
-    augment: bool = True
+    augment: bool = True  # gain, time shift, simulated padding, frequency mask
     mixup: float = 0.3  # Beta(a, a) mixup of segment pairs in a batch; 0: off
+    crop: bool = True  # random 3 s crops of the clips longer than one segment, instead of the fixed cuts
+    shift_frames: int = 8  # random time shift of up to this many frames either way; 0: off
+    gain_db: float = 6.0  # random gain of up to this many dB either way; 0: off
+    card_notes: Path | None = None  # markdown appended to CARD.md (e.g. the augmentation ablation)
     threads: int = 2
     name: str | None = None  # model name in model.toml; default: the architecture name
     version: str = "1.0.0"
@@ -91,6 +96,9 @@ class TrainResult:
     feature_seconds: float
     val: Evaluation
     test: Evaluation
+    # The same models on the long clips only (whole tracks: the pool's 15 s and 30 s clips), by file.
+    val_whole: Evaluation | None
+    test_whole: Evaluation | None
     recommendation: dict[str, float]
     timbred: Path
     extraction: D.Extraction
@@ -173,6 +181,17 @@ def evaluate(model: M.GenreModel, ds: D.Dataset, files: np.ndarray) -> Evaluatio
     )
 
 
+# A "whole track": a file of at least this many 3 s segments (12 s); in the GTZAN pool, exactly the
+# 15 s classical clips (5 segments) and the 30 s clips (10), as against the 2-3 s excerpts (1).
+WHOLE_TRACK_SEGMENTS = 4
+
+
+def whole_tracks(ds: D.Dataset, files: np.ndarray) -> np.ndarray:
+    """The files among `files` with at least WHOLE_TRACK_SEGMENTS segments."""
+    counts = np.bincount(ds.seg_file, minlength=len(ds.files))
+    return files[counts[files] >= WHOLE_TRACK_SEGMENTS]
+
+
 def recommendation_scores(model: M.GenreModel, ds: D.Dataset, queries: np.ndarray, index: np.ndarray) -> dict:
     """Report 003's check of the embedding: for each query track (L2-normalised mean segment
     embedding), the share of its top-k cosine neighbours among the index tracks with its label."""
@@ -194,11 +213,28 @@ def recommendation_scores(model: M.GenreModel, ds: D.Dataset, queries: np.ndarra
 # --------------------------------------------------------------------------- augmentation
 
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def time_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Move each segment by a random whole number of frames in [-max_shift, max_shift] (0.19 s for
+    8 frames); the frames it vacates get the segment's floor (its maximum - 80 dB, what timbred
+    writes for silence). A positive shift delays the music, a negative one starts it earlier."""
+    b, _, frames = x.shape
+    if max_shift <= 0:
+        return x
+    shift = torch.randint(-max_shift, max_shift + 1, (b,), generator=gen)
+    source = torch.arange(frames)[None, :] - shift[:, None]  # [b, frames]: frame t comes from t - shift
+    valid = (source >= 0) & (source < frames)
+    moved = torch.gather(x, 2, source.clamp(0, frames - 1)[:, None, :].expand_as(x))
+    floor = (x.amax(dim=(1, 2)) - 80.0)[:, None, None]
+    return torch.where(valid[:, None, :], moved, floor)
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, gain_db: float = 6.0, shift_frames: int = 0) -> torch.Tensor:
     """Cheap augmentations on raw dB segments, chosen to be close to what the mel code produces:
 
+    - time shift (`time_shift`) of up to `shift_frames` frames, when positive;
     - gain: power_to_db(ref=1.0) of a signal scaled by g is the same matrix plus 20 log10 g
-      (the top_db floor moves with the maximum), so a random +-6 dB offset is an exact gain change;
+      (the top_db floor moves with the maximum), so a random offset of up to +-`gain_db` dB (6 by
+      default) is an exact gain change;
     - one frequency mask (SpecAugment) of up to 12 mel bins set to the segment mean, probability 0.5;
     - short-clip padding: with probability 0.3 everything after a random frame in [65, 125] is set
       to (maximum of the rest - 80 dB), the value timbred writes for the zero-padded tail of a clip
@@ -206,9 +242,9 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
       becoming a cue for the few labels whose clips are long (the 15 s classical clips).
     """
     b, n_mels, frames = x.shape
-    x = x.clone()
-    gain = (torch.rand(b, 1, 1, generator=gen) * 12.0) - 6.0
-    x += gain
+    x = time_shift(x, shift_frames, gen).clone()
+    if gain_db > 0:
+        x += torch.rand(b, 1, 1, generator=gen) * (2.0 * gain_db) - gain_db  # as 1.0.0 computed +-6 dB
     fmask = torch.rand(b, generator=gen) < 0.5
     width = torch.randint(1, 13, (b,), generator=gen)
     start = (torch.rand(b, generator=gen) * (n_mels - width)).long()
@@ -235,6 +271,37 @@ def epoch_segments(ds: D.Dataset, train_files: np.ndarray, k: int, rng: np.rando
     out = np.concatenate(chosen)
     rng.shuffle(out)
     return out
+
+
+def epoch_items(ds: D.Dataset, train_files: np.ndarray, k: int, rng: np.random.Generator,
+                crop: bool) -> np.ndarray:
+    """What an epoch trains on, shuffled: int64 rows (segment, file, offset).
+
+    A file of one segment (the 2-3 s excerpts) gives its fixed, padded segment (offset -1). With
+    `crop`, a file whose whole-file features are longer than a segment (the 15 s and 30 s clips)
+    gives as many 3 s windows as it would give fixed segments (min(k, its segments)), each at a
+    uniformly random frame offset, new every epoch; without it, up to k of its fixed segments."""
+    if not crop or ds.whole is None:
+        seg = epoch_segments(ds, train_files, k, rng)
+        return np.stack([seg, ds.seg_file[seg], np.full_like(seg, -1)], axis=1)
+    rows = []
+    for f in train_files:
+        seg = np.flatnonzero(ds.seg_file == f)
+        frames = ds.whole[f].shape[1]
+        if len(seg) > 1 and frames > FRAMES:
+            offsets = rng.integers(0, frames - FRAMES + 1, size=min(k, len(seg)))
+            rows += [(-1, int(f), int(o)) for o in offsets]
+        else:
+            chosen = seg if len(seg) <= k else rng.choice(seg, size=k, replace=False)
+            rows += [(int(s), int(f), -1) for s in chosen]
+    out = np.asarray(rows, dtype=np.int64)
+    rng.shuffle(out)
+    return out
+
+
+def batch_features(ds: D.Dataset, items: np.ndarray) -> np.ndarray:
+    """float32 [len(items), n_mels, frames]: fixed segments, or crops of the whole-file features."""
+    return np.stack([ds.x[s] if o < 0 else D.crop(ds.whole[f], int(o)) for s, f, o in items])
 
 
 def class_weights(ds: D.Dataset, train_files: np.ndarray, k: int) -> torch.Tensor:
@@ -268,22 +335,22 @@ def train(config: TrainConfig, ds: D.Dataset, split: dict[str, np.ndarray], log=
     history: list[EpochLog] = []
     best = (-1.0, math.inf)
     best_state, best_epoch, stale = None, 0, 0
-    seg_label = ds.seg_label
     log(f"{config.model}: {M.count_parameters(model):,} parameters; up to {epochs} epochs, "
         f"batch {config.batch_size}, {config.threads} threads")
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        order = epoch_segments(ds, split["train"], config.segments_per_file, rng)
+        order = epoch_items(ds, split["train"], config.segments_per_file, rng, config.crop)
         total_loss, correct = 0.0, 0
         for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
+            items = order[start : start + config.batch_size]
+            idx = items[:, 0]
             if len(idx) < 2:  # batch norm needs more than one sample
                 continue
-            xb = torch.from_numpy(ds.x[idx])
-            yb = torch.from_numpy(seg_label[idx])
+            xb = torch.from_numpy(batch_features(ds, items))
+            yb = torch.from_numpy(ds.file_label[items[:, 1]])
             if config.augment:
-                xb = augment_batch(xb, gen)
+                xb = augment_batch(xb, gen, gain_db=config.gain_db, shift_frames=config.shift_frames)
             if config.mixup > 0:
                 lam = float(rng.beta(config.mixup, config.mixup))
                 perm = torch.from_numpy(rng.permutation(len(idx)))
@@ -340,6 +407,11 @@ def run(config: TrainConfig, log=D.log) -> TrainResult:
     files, labels = D.list_audio_files(config.data, file_split)
     extraction = D.extract_features(timbred, config.data, files, config.cache_dir or D.default_cache_root())
     ds = D.load_dataset(files, labels, extraction)
+    if config.crop:
+        whole = D.extract_features(timbred, config.data, ds.files, config.cache_dir or D.default_cache_root(),
+                                   segment_seconds=None)
+        n_long = D.attach_whole(ds, whole)
+        log(f"random crops: {n_long} files are longer than one segment")
     feature_seconds = time.perf_counter() - t0
 
     split = D.split_indices(ds, assignment)
@@ -353,16 +425,24 @@ def run(config: TrainConfig, log=D.log) -> TrainResult:
     train_seconds = time.perf_counter() - t1
     val = evaluate(model, ds, split["val"])
     test = evaluate(model, ds, split["test"])
+    val_long, test_long = (whole_tracks(ds, split[s]) for s in ("val", "test"))
+    val_whole = evaluate(model, ds, val_long) if len(val_long) else None
+    test_whole = evaluate(model, ds, test_long) if len(test_long) else None
     rec = recommendation_scores(model, ds, split["test"], np.concatenate([split["train"], split["val"]]))
     log(
         f"best epoch {best_epoch}: test track accuracy {test.track_accuracy:.3f}, segment accuracy "
         f"{test.segment_accuracy:.3f} (val track {val.track_accuracy:.3f}); trained in {train_seconds:.0f} s"
     )
+    for name, ev in (("val", val_whole), ("test", test_whole)):
+        if ev is not None:
+            log(f"whole tracks (>= {WHOLE_TRACK_SEGMENTS} segments), {name}: {ev.n_files} files, "
+                f"track accuracy {ev.track_accuracy:.3f}")
     return TrainResult(
         config=config, model=model, dataset=ds, assignment=assignment, split_rule=file_split.rule, split=split,
         history=history,
         best_epoch=best_epoch, epochs_run=len(history), train_seconds=train_seconds,
-        feature_seconds=feature_seconds, val=val, test=test, recommendation=rec, timbred=timbred,
+        feature_seconds=feature_seconds, val=val, test=test,
+        val_whole=val_whole, test_whole=test_whole, recommendation=rec, timbred=timbred,
         extraction=extraction,
     )
 

@@ -156,8 +156,36 @@ Examples:
   timbre playlist --seed 42
   timbre playlist --seed song.flac -n 50 --no-repeat-artist
   timbre playlist --seed 42 --genre rock --exclude-seed-album --max-duration 7:00
-  timbre --json playlist --seed 42 | jq -r .track.path > mix.m3u")]
+  timbre playlist --seed 42 -n 30 --m3u ~/Music/mix.m3u8 --m3u-relative
+  timbre --json playlist --seed 42 | jq -r .track.path")]
     Playlist(PlaylistArgs),
+    /// Print shell completions or the man page, generated from these definitions (for
+    /// packagers; needs no daemon).
+    #[command(after_help = "\
+Examples:
+  timbre generate bash > /usr/share/bash-completion/completions/timbre
+  timbre generate zsh > /usr/share/zsh/vendor-completions/_timbre
+  timbre generate fish > ~/.config/fish/completions/timbre.fish
+  timbre generate man > /usr/share/man/man1/timbre.1")]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to print.
+    #[arg(value_enum)]
+    pub what: Generated,
+}
+
+/// The shells clap_complete knows, and the man page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +309,8 @@ pub struct RecommendArgs {
     pub strategy: String,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub m3u: M3uArgs,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +331,22 @@ pub struct PlaylistArgs {
     pub no_repeat_artist: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub m3u: M3uArgs,
+}
+
+/// Where `recommend` and `playlist` also write their tracks as a playlist file.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+#[command(next_help_heading = "Playlist file")]
+pub struct M3uArgs {
+    /// Also write the tracks, in order, to FILE as an extended M3U playlist (UTF-8, with
+    /// `#EXTINF` duration and artist - title), which MPD, mpv and VLC open.
+    #[arg(long, value_name = "FILE")]
+    pub m3u: Option<PathBuf>,
+    /// Write paths relative to the playlist file's folder (default: absolute, as the daemon
+    /// stores them).
+    #[arg(long, requires = "m3u")]
+    pub m3u_relative: bool,
 }
 
 /// Which library tracks `recommend` and `playlist` may pick: all given conditions must hold.

@@ -322,6 +322,7 @@ mod tests {
                 pb::PluginInfo { name: "mel".into(), kind: 1, ..Default::default() },
             ],
             refused: vec![pb::RefusedPlugin { file: "/p/old.so".into(), reason: "ABI 0.1, need 1.x".into() }],
+            ..Default::default()
         };
         let value = plugins(&response);
         let cnn = &value["plugins"][0];

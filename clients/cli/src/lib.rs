@@ -8,7 +8,9 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod flags;
+pub mod generate;
 pub mod json;
+pub mod m3u;
 pub mod progress;
 pub mod text;
 
@@ -31,6 +33,11 @@ pub struct Io<'a> {
 
 /// Connects to the daemon and runs the command.
 pub async fn run(cli: Cli, io: Io<'_>) -> Result<Outcome, Error> {
+    // Completions and the man page need no daemon: answer before connecting.
+    if let flags::Command::Generate(args) = &cli.command {
+        generate::write::<Cli>(args.what, "timbre", io.out)?;
+        return Ok(Outcome::Success);
+    }
     let addr = client::normalize_addr(&cli.addr);
     let token = client::BearerToken::new(cli.token.as_deref())?;
     let channel = client::connect(&addr, token, cli.ca_cert.as_deref()).await?;

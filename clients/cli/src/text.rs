@@ -638,6 +638,7 @@ mod tests {
                 metadata_json: "{}".into(),
             }],
             refused: vec![pb::RefusedPlugin { file: "/p/old.so".into(), reason: "ABI 0.1".into() }],
+            ..Default::default()
         };
         assert_eq!(
             plugins(&response),

@@ -147,8 +147,11 @@ pub struct PluginSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendSettings {
     /// The embedding space searched when a request names none: a model's name. Empty: the
-    /// best shipped model that is loaded (cnn), else the first model loaded.
+    /// first of `preferred` that is loaded, else the first model loaded.
     pub model: String,
+    /// Spaces tried in order when `model` is empty: by default the best shipped model
+    /// (docs/EVALUATION.md).
+    pub preferred: Vec<String>,
     /// Tracks returned when a request does not say, and at most.
     pub default_limit: usize,
     pub max_limit: usize,
@@ -161,6 +164,7 @@ impl Default for RecommendSettings {
     fn default() -> Self {
         RecommendSettings {
             model: String::new(),
+            preferred: vec!["cnn".into()],
             default_limit: 10,
             max_limit: 200,
             default_length: 20,

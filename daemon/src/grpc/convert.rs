@@ -2,38 +2,62 @@
 
 use timbre_proto::v1 as pb;
 
+use crate::catalogue::Catalogue;
 use crate::index::Filter;
 use crate::library::scan::ScanProgress;
 use crate::library::{TrackRecord, TrackState};
 use crate::live::LivePrediction;
-use crate::offline::plugins::PluginListing;
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::classify::ranked;
 use crate::pipeline::TrackPrediction;
 use crate::plugin_host::PluginKind;
 use crate::recommend::{RecommendFilter, Recommendation};
 
-impl From<PluginListing> for pb::ListPluginsResponse {
-    fn from(listing: PluginListing) -> Self {
+impl From<Catalogue> for pb::ListPluginsResponse {
+    fn from(listing: Catalogue) -> Self {
+        let plugins = listing.plugins.into_iter().map(|p| pb::PluginInfo {
+            kind: pb::PluginKind::from(p.kind) as i32,
+            name: p.name,
+            version: p.version,
+            abi_major: p.abi_major,
+            abi_minor: p.abi_minor,
+            file: p.file,
+            metadata_json: p.metadata.to_string(),
+        });
+        // Clients older than `models` found the model folders among the plugins (as
+        // classifiers without an ABI); they still do, after the real plugins.
+        let models_as_plugins = listing.models.iter().map(|m| pb::PluginInfo {
+            kind: pb::PluginKind::Classifier as i32,
+            name: m.name.clone(),
+            version: m.version.clone(),
+            abi_major: 0,
+            abi_minor: 0,
+            file: m.dir.clone(),
+            metadata_json: m.info.to_string(),
+        });
+        let refused_models =
+            listing.refused_models.iter().map(|r| pb::RefusedPlugin { file: r.dir.clone(), reason: r.reason.clone() });
         pb::ListPluginsResponse {
-            plugins: listing
-                .plugins
-                .into_iter()
-                .map(|p| pb::PluginInfo {
-                    kind: pb::PluginKind::from(p.kind) as i32,
-                    name: p.name,
-                    version: p.version,
-                    abi_major: p.abi_major,
-                    abi_minor: p.abi_minor,
-                    file: p.file,
-                    metadata_json: p.metadata.to_string(),
-                })
-                .collect(),
+            plugins: plugins.chain(models_as_plugins).collect(),
             refused: listing
                 .refused
                 .into_iter()
                 .map(|r| pb::RefusedPlugin { file: r.file, reason: r.reason })
+                .chain(refused_models.clone())
                 .collect(),
+            models: listing
+                .models
+                .into_iter()
+                .map(|m| pb::ModelInfo {
+                    name: m.name,
+                    version: m.version,
+                    plugin: m.plugin,
+                    features: m.features,
+                    dir: m.dir,
+                    info_json: m.info.to_string(),
+                })
+                .collect(),
+            refused_models: refused_models.collect(),
         }
     }
 }

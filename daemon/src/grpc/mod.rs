@@ -7,6 +7,8 @@ mod convert;
 mod security;
 mod service;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::net::SocketAddr;

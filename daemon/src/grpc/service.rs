@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use super::status::bounded;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, TrackKey};
 use crate::index::Strategy;
 use crate::library::TrackFilter;
 use crate::pipeline::decode::downmix;
@@ -190,7 +190,8 @@ impl Timbre for TimbreService {
         request: Request<pb::RecommendRequest>,
     ) -> Result<Response<pb::RecommendResponse>, Status> {
         let max_seconds = self.engine.settings().server.max_audio_seconds;
-        let recommendations = self.engine.recommend(recommend_request(request.into_inner(), max_seconds)?).await?;
+        let recommendations =
+            self.engine.recommender().recommend(recommend_request(request.into_inner(), max_seconds)?).await?;
         Ok(Response::new(pb::RecommendResponse {
             tracks: recommendations.into_iter().map(convert::recommended).collect(),
         }))
@@ -202,6 +203,7 @@ impl Timbre for TimbreService {
         let seed = request.seed.ok_or_else(|| Status::invalid_argument("seed: required"))?;
         let playlist = self
             .engine
+            .recommender()
             .playlist(PlaylistRequest {
                 seed: Some(example(seed, "seed", max_seconds)?),
                 length: request.length as usize,
@@ -247,7 +249,7 @@ impl Timbre for TimbreService {
             }
             drop(updates);
             if let Ok(Err(error)) = scan.await {
-                let _ = out.send(Err(EngineError::from(error).into())).await;
+                let _ = out.send(Err(error.into())).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(stream)))
@@ -255,9 +257,9 @@ impl Timbre for TimbreService {
 
     async fn get_track(&self, request: Request<pb::GetTrackRequest>) -> Result<Response<pb::Track>, Status> {
         let track = match request.into_inner().track {
-            Some(pb::get_track_request::Track::TrackId(id)) => self.engine.track(Some(track_id(id)?), None).await?,
+            Some(pb::get_track_request::Track::TrackId(id)) => self.engine.track(TrackKey::Id(track_id(id)?)).await?,
             Some(pb::get_track_request::Track::Path(path)) => {
-                self.engine.track(None, Some(&PathBuf::from(path))).await?
+                self.engine.track(TrackKey::Path(PathBuf::from(path))).await?
             }
             None => return Err(Status::invalid_argument("track: one of track_id or path is required")),
         };
@@ -301,7 +303,7 @@ impl Timbre for TimbreService {
         &self,
         _: Request<pb::ListPluginsRequest>,
     ) -> Result<Response<pb::ListPluginsResponse>, Status> {
-        Ok(Response::new(self.engine.plugins().into()))
+        Ok(Response::new(self.engine.catalogue().into()))
     }
 
     type WatchLiveStream = Stream<pb::LivePrediction>;

@@ -4,9 +4,8 @@ use tonic::Status;
 
 use crate::engine::EngineError;
 use crate::index::IndexError;
+use crate::library::scan::ScanError;
 use crate::library::StoreError;
-use crate::pipeline::PipelineError;
-use crate::workers::WorkError;
 
 /// Longest status message sent. Messages echo their input (a path, a model name, a file
 /// name), and a client refuses a message over its header limit (~16 KiB) with
@@ -29,11 +28,27 @@ impl From<EngineError> for Status {
     fn from(error: EngineError) -> Self {
         let message = bounded(error.to_string());
         match error {
-            EngineError::InvalidArgument(_) => Status::invalid_argument(message),
-            EngineError::NotFound(_) => Status::not_found(message),
+            EngineError::UnknownModel { .. }
+            | EngineError::DefaultModelNotLoaded { .. }
+            | EngineError::NoModels
+            | EngineError::TrackNotFound(_)
+            | EngineError::NoSuchFile(_)
+            | EngineError::NoLiveSources
+            | EngineError::UnknownLiveSource { .. } => Status::not_found(message),
+            EngineError::RelativePath(_)
+            | EngineError::NoPositiveExample
+            | EngineError::NoSeed
+            | EngineError::Diversity(_)
+            | EngineError::NegativeDuration(_) => Status::invalid_argument(message),
             EngineError::OutsideRoots(_) => Status::permission_denied(message),
-            EngineError::FailedPrecondition(_) => Status::failed_precondition(message),
-            EngineError::Unavailable(_) => Status::unavailable(message),
+            EngineError::NoEmbedding { .. } => Status::failed_precondition(message),
+            EngineError::IndexUnavailable | EngineError::ShuttingDown => Status::unavailable(message),
+            // The caller sent (or named) audio that is too long or that cannot be read.
+            EngineError::AudioTooLong(_) | EngineError::BadAudio(_) => Status::invalid_argument(message),
+            EngineError::Cancelled(_) => Status::cancelled(message),
+            EngineError::AnalysisFailed(_) | EngineError::AnalysisPanicked(_) | EngineError::Internal(_) => {
+                Status::internal(message)
+            }
             EngineError::Index(error) => match error {
                 IndexError::InvalidQuery(_) | IndexError::Dimension { .. } => Status::invalid_argument(message),
                 IndexError::Unreachable { .. } => Status::unavailable(message),
@@ -45,21 +60,16 @@ impl From<EngineError> for Status {
                 | IndexError::Store(_)
                 | IndexError::Task(_) => Status::internal(message),
             },
-            EngineError::Analysis(WorkError::Pipeline(pipeline)) => match pipeline {
-                // The audio itself is bad: the caller sent (or named) something we cannot read.
-                PipelineError::Decode(_) | PipelineError::Resample { .. } | PipelineError::Features { .. } => {
-                    Status::invalid_argument(message)
-                }
-                PipelineError::Plugin { .. } => Status::internal(message),
-                PipelineError::Cancelled { .. } => Status::cancelled(message),
-            },
-            EngineError::Analysis(WorkError::Panicked(_)) => Status::internal(message),
-            EngineError::Analysis(WorkError::ShuttingDown) => Status::unavailable(message),
             EngineError::Store(StoreError::Open { .. } | StoreError::Sqlite(_) | StoreError::Damaged { .. }) => {
                 Status::internal(message)
             }
-            EngineError::Plugin(_) => Status::internal(message),
         }
+    }
+}
+
+impl From<ScanError> for Status {
+    fn from(error: ScanError) -> Self {
+        EngineError::from(error).into()
     }
 }
 

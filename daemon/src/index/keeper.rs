@@ -15,11 +15,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use super::sync::upsert_or_skip;
 use super::{sync_from_library, IndexConfig, IndexError, IndexPoint, SyncReport, VectorIndex};
-use crate::library::{LibraryChange, Store};
+use crate::library::changes::CHANGE_QUEUE;
+use crate::library::{ChangeReceiver, LibraryChange, Store};
 
 /// How long changes are collected before they are written as one batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
@@ -27,20 +26,35 @@ const BATCH_WINDOW: Duration = Duration::from_millis(200);
 const FLUSH_EVERY: Duration = Duration::from_secs(30);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
+/// The index as readers see it: `None` while it is not open and in sync. The keeper sets
+/// it; the recommender reads it. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct SharedIndex(Arc<RwLock<Option<Arc<dyn VectorIndex>>>>);
+
+impl SharedIndex {
+    /// An index that is ready from the start (tests, offline use).
+    pub fn ready(index: Arc<dyn VectorIndex>) -> Self {
+        SharedIndex(Arc::new(RwLock::new(Some(index))))
+    }
+
+    pub fn get(&self) -> Option<Arc<dyn VectorIndex>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, index: Option<Arc<dyn VectorIndex>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = index;
+    }
+}
+
 pub struct IndexKeeper {
-    index: RwLock<Option<Arc<dyn VectorIndex>>>,
+    index: SharedIndex,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl IndexKeeper {
     /// Start keeping the index; `changes` are the library's announcements.
-    pub fn start(
-        config: IndexConfig,
-        data_dir: PathBuf,
-        store: Arc<Store>,
-        changes: mpsc::UnboundedReceiver<LibraryChange>,
-    ) -> Arc<Self> {
-        let keeper = Arc::new(IndexKeeper { index: RwLock::new(None), task: Default::default() });
+    pub fn start(config: IndexConfig, data_dir: PathBuf, store: Arc<Store>, changes: ChangeReceiver) -> Arc<Self> {
+        let keeper = Arc::new(IndexKeeper { index: SharedIndex::default(), task: Default::default() });
         let task = tokio::spawn(keep(keeper.clone(), config, data_dir, store, changes));
         *keeper.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         keeper
@@ -48,11 +62,16 @@ impl IndexKeeper {
 
     /// The index, once it is open and in sync; `None` while it is not (yet) reachable.
     pub fn index(&self) -> Option<Arc<dyn VectorIndex>> {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.index.get()
+    }
+
+    /// The handle readers keep to see the index come and go.
+    pub fn shared(&self) -> SharedIndex {
+        self.index.clone()
     }
 
     fn set(&self, index: Option<Arc<dyn VectorIndex>>) {
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        self.index.set(index);
     }
 
     /// Stop mirroring and write what the index holds (the embedded snapshot).
@@ -73,7 +92,7 @@ async fn keep(
     config: IndexConfig,
     data_dir: PathBuf,
     store: Arc<Store>,
-    mut changes: mpsc::UnboundedReceiver<LibraryChange>,
+    mut changes: ChangeReceiver,
 ) {
     let mut retry = Duration::from_secs(1);
     loop {
@@ -85,7 +104,9 @@ async fn keep(
                 keeper.set(None);
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(MAX_RETRY);
-                while changes.try_recv().is_ok() {} // the next sync covers them
+                // The next sync covers them, and whatever overflowed.
+                while changes.try_recv().is_some() {}
+                changes.take_overflow();
                 continue;
             }
         };
@@ -103,6 +124,11 @@ async fn keep(
                     None => return,
                 },
                 _ = flush.tick() => {
+                    if let Err(error) = resync_if_overflowed(index.as_ref(), &store, &changes).await {
+                        tracing::error!("vector index: {error}");
+                        keeper.set(None);
+                        break;
+                    }
                     if let Err(error) = index.flush().await {
                         tracing::warn!("{error}");
                     }
@@ -110,7 +136,11 @@ async fn keep(
                 }
             };
             let batch = collect_batch(first, &mut changes).await;
-            if let Err(error) = mirror(index.as_ref(), &store, batch).await {
+            let mirrored = match mirror(index.as_ref(), &store, batch).await {
+                Ok(_) => resync_if_overflowed(index.as_ref(), &store, &changes).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = mirrored {
                 tracing::error!(
                     "vector index: {error}; it is brought back in line with the library when it answers again"
                 );
@@ -121,11 +151,22 @@ async fn keep(
     }
 }
 
-/// `first` and whatever else arrives within [`BATCH_WINDOW`].
-async fn collect_batch(
-    first: LibraryChange,
-    changes: &mut mpsc::UnboundedReceiver<LibraryChange>,
-) -> Vec<LibraryChange> {
+/// When changes were dropped because their queue was full, compare the whole library with
+/// the index: that covers them all.
+pub(super) async fn resync_if_overflowed(
+    index: &dyn VectorIndex,
+    store: &Store,
+    changes: &ChangeReceiver,
+) -> Result<(), IndexError> {
+    if changes.take_overflow() {
+        let report = sync_from_library(index, store).await?;
+        tracing::info!(?report, "vector index: caught up with a burst of library changes");
+    }
+    Ok(())
+}
+
+/// `first` and whatever else arrives within [`BATCH_WINDOW`], at most a queue's worth.
+async fn collect_batch(first: LibraryChange, changes: &mut ChangeReceiver) -> Vec<LibraryChange> {
     let mut batch = vec![first];
     let deadline = tokio::time::sleep(BATCH_WINDOW);
     tokio::pin!(deadline);
@@ -133,7 +174,8 @@ async fn collect_batch(
         tokio::select! {
             _ = &mut deadline => return batch,
             next = changes.recv() => match next {
-                Some(change) => batch.push(change),
+                Some(change) if batch.len() + 1 < CHANGE_QUEUE => batch.push(change),
+                Some(change) => { batch.push(change); return batch }
                 None => return batch,
             },
         }

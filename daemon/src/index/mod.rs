@@ -52,7 +52,7 @@ pub mod qdrant;
 mod scoring;
 pub mod sync;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 use std::future::Future;

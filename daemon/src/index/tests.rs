@@ -338,7 +338,7 @@ pub(super) async fn conformance(index: &dyn VectorIndex, seed: u64) {
     assert!(index.fingerprints().await.expect("fingerprints").is_empty());
 }
 
-fn exact_config() -> EmbeddedConfig {
+pub(crate) fn exact_config() -> EmbeddedConfig {
     EmbeddedConfig { exact_limit: 0, threads: 2, ..Default::default() }
 }
 
@@ -545,7 +545,7 @@ fn library_prediction(model: &str, labels: &[&str], probabilities: Vec<f32>, emb
 
 /// A library with `n` analysed tracks (cnn and pca-knn embeddings; every third track also
 /// bilstm, whose prediction has no embedding), and two tracks never analysed.
-fn library(dir: &Path, n: usize) -> Store {
+pub(crate) fn library(dir: &Path, n: usize) -> Store {
     let store = Store::open(&dir.join("library.sqlite3")).expect("store");
     let mut rng = Rng::new(77);
     for i in 0..n {
@@ -905,4 +905,24 @@ async fn the_keeper_mirrors_a_window_with_one_wrong_sized_embedding_without_losi
     }
     assert!(!held.contains_key(&tracks[3].id), "the removed track left the index");
     assert_ne!(held.get(&tracks[1].id), library.get(&tracks[1].id), "the refused version was not written");
+}
+
+#[tokio::test]
+async fn after_a_burst_that_overflowed_the_change_queue_the_keeper_resyncs_the_whole_library() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = library(dir.path(), 12);
+    let index = EmbeddedIndex::in_memory(exact_config());
+    let (changes, queue) = crate::library::change_queue(4);
+    keeper::resync_if_overflowed(&index, &store, &queue).await.expect("nothing to do");
+    assert!(index.fingerprints().await.expect("fingerprints").is_empty(), "no overflow, no resync");
+    // Ten thousand file events: the queue keeps four, remembers the rest were dropped.
+    for id in 0..10_000 {
+        changes.announce(LibraryChange::Changed(id));
+    }
+    assert_eq!(queue.len(), 4);
+    keeper::resync_if_overflowed(&index, &store, &queue).await.expect("resync");
+    let held = index.fingerprints().await.expect("fingerprints");
+    let library: HashMap<i64, u64> = library_points(&store).iter().map(|p| (p.track_id, p.fingerprint())).collect();
+    assert_eq!(held.len(), library.len());
+    assert!(library.iter().all(|(id, print)| held.get(id) == Some(print)), "the index is the library again");
 }

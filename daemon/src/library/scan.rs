@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::store::{FileStat, ModelVersion, Store, StoreError, StoredPrediction, TrackRecord, TrackState};
-use super::{tags, LibraryChange};
+use super::{tags, ChangeSender, LibraryChange};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
 use crate::workers::{Priority, WorkerPool};
@@ -74,7 +74,7 @@ pub struct Scanner {
     /// Set at shutdown: no new files are started, analyses in flight are finished and stored.
     stopping: AtomicBool,
     /// Every track written or removed is announced here.
-    changes: tokio::sync::mpsc::UnboundedSender<LibraryChange>,
+    changes: ChangeSender,
     /// [`STORE_RETRY_AFTER`]; tests shorten it.
     store_retry_after: Duration,
 }
@@ -86,7 +86,7 @@ impl Scanner {
         versions: Vec<ModelVersion>,
         roots: Vec<PathBuf>,
         extensions: Vec<String>,
-        changes: tokio::sync::mpsc::UnboundedSender<LibraryChange>,
+        changes: ChangeSender,
     ) -> Self {
         let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
         let extensions = extensions.iter().map(|e| e.to_ascii_lowercase()).collect();
@@ -111,7 +111,7 @@ impl Scanner {
     }
 
     fn announce(&self, change: LibraryChange) {
-        let _ = self.changes.send(change); // nobody listening is fine
+        self.changes.announce(change);
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -133,27 +133,7 @@ impl Scanner {
 
     /// `path` made absolute and free of `..` and symlinks, if it lies under a library root.
     pub fn resolve(&self, path: &Path) -> Result<PathBuf, ScanError> {
-        let outside = || ScanError::OutsideRoots {
-            path: path.to_path_buf(),
-            roots: if self.roots.is_empty() {
-                "none are configured".into()
-            } else {
-                self.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
-            },
-        };
-        // A path that no longer exists (a deleted file) is resolved through its parent.
-        let resolved = match path.canonicalize() {
-            Ok(p) => p,
-            Err(_) => match (path.parent().and_then(|p| p.canonicalize().ok()), path.file_name()) {
-                (Some(parent), Some(name)) => parent.join(name),
-                _ => return Err(outside()),
-            },
-        };
-        if self.roots.iter().any(|root| resolved.starts_with(root)) {
-            Ok(resolved)
-        } else {
-            Err(outside())
-        }
+        resolve_in(&self.roots, path)
     }
 
     pub fn is_audio(&self, path: &Path) -> bool {
@@ -493,6 +473,32 @@ struct Discovered {
     unreadable: Vec<(String, String)>,
 }
 
+/// `path` made absolute and free of `..` and symlinks, if it lies under one of `roots`
+/// (canonical, as [`Scanner::roots`] holds them).
+pub fn resolve_in(roots: &[PathBuf], path: &Path) -> Result<PathBuf, ScanError> {
+    let outside = || ScanError::OutsideRoots {
+        path: path.to_path_buf(),
+        roots: if roots.is_empty() {
+            "none are configured".into()
+        } else {
+            roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+        },
+    };
+    // A path that no longer exists (a deleted file) is resolved through its parent.
+    let resolved = match path.canonicalize() {
+        Ok(p) => p,
+        Err(_) => match (path.parent().and_then(|p| p.canonicalize().ok()), path.file_name()) {
+            (Some(parent), Some(name)) => parent.join(name),
+            _ => return Err(outside()),
+        },
+    };
+    if roots.iter().any(|root| resolved.starts_with(root)) {
+        Ok(resolved)
+    } else {
+        Err(outside())
+    }
+}
+
 /// A path as stored: exact when it is UTF-8, with replacement characters otherwise.
 fn lossy(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -591,7 +597,7 @@ mod tests {
         // No models: the analysis still decodes and measures each file.
         let pool = WorkerPool::start(Arc::new(PluginRegistry::default()), Arc::new(ModelCatalog::default()), 1, 4)
             .expect("a pool without models");
-        let (changes, _) = tokio::sync::mpsc::unbounded_channel();
+        let (changes, _) = crate::library::changes::change_queue(16);
         let scanner = Scanner::new(store.clone(), Arc::new(pool), Vec::new(), vec![root], vec!["wav".into()], changes)
             .with_store_retry_after(Duration::from_millis(50));
         let scanner = Arc::new(scanner);

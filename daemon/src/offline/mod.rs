@@ -7,7 +7,6 @@ pub mod features;
 mod metrics;
 pub mod neighbours;
 mod parallel;
-pub mod plugins;
 pub mod split;
 pub mod train;
 

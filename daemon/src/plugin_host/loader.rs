@@ -59,11 +59,13 @@ pub struct PluginLibrary {
     pub metadata: serde_json::Value,
     functions: Functions,
     // Declared last so it is dropped last; in practice libraries live as long as the host.
-    _library: Library,
+    // `None` for a plugin compiled into this process, whose code cannot be unloaded.
+    _library: Option<Library>,
 }
 
 // SAFETY: the descriptor is immutable static data in the library, which `_library` keeps
-// loaded; its functions are required by the ABI to be callable from any thread.
+// loaded (or in this process, for a static plugin); its functions are required by the ABI to
+// be callable from any thread.
 unsafe impl Send for PluginLibrary {}
 // SAFETY: as above; shared access only reads the descriptor.
 unsafe impl Sync for PluginLibrary {}
@@ -92,6 +94,27 @@ impl PluginLibrary {
             .map_err(|_| PluginError::NoEntry { file: file.clone() })?;
         // SAFETY: the entry point takes no arguments and returns a pointer to static data.
         let descriptor = unsafe { entry() };
+        // SAFETY: the descriptor is NULL or points into `library`, which is kept with it.
+        unsafe { Self::from_descriptor(descriptor, file, Some(library)) }
+    }
+
+    /// A plugin compiled into this process (the tests' fakes), checked exactly as a loaded
+    /// library's descriptor is. Its `file` is empty.
+    pub fn from_static(descriptor: &'static PluginDescriptor) -> Result<Self, PluginError> {
+        // SAFETY: a reference to static data: non-null, complete and valid for the process's life.
+        unsafe { Self::from_descriptor(descriptor, PathBuf::new(), None) }
+    }
+
+    /// Check `descriptor` and keep it with the library that holds it.
+    ///
+    /// # Safety
+    /// `descriptor` is NULL or points to a descriptor that stays valid as long as `library`
+    /// is loaded (forever when `library` is `None`).
+    unsafe fn from_descriptor(
+        descriptor: *const PluginDescriptor,
+        file: PathBuf,
+        library: Option<Library>,
+    ) -> Result<Self, PluginError> {
         if descriptor.is_null() {
             return Err(invalid(&file, "timbre_plugin_entry returned NULL"));
         }

@@ -4,6 +4,8 @@
 //! - [`registry`] discovers libraries on the search path and keys them by kind and name;
 //! - [`instance`] is the safe handle through which the pipeline calls a plugin.
 
+#[cfg(test)]
+pub mod fakes;
 pub mod instance;
 pub mod loader;
 pub mod registry;

@@ -84,15 +84,24 @@ impl PluginRegistry {
 
     /// Load one library file and register it.
     pub fn load(&mut self, file: &Path) -> Result<Arc<PluginLibrary>, PluginError> {
-        let library = PluginLibrary::open(file)?;
+        self.add(PluginLibrary::open(file)?)
+    }
+
+    /// Register a plugin compiled into this process (the SDK's `export::descriptor` builds
+    /// its descriptor at compile time): tests run fake plugins without a `.so`.
+    pub fn register_static(
+        &mut self,
+        descriptor: &'static timbre_plugin_sdk::ffi::PluginDescriptor,
+    ) -> Result<Arc<PluginLibrary>, PluginError> {
+        self.add(PluginLibrary::from_static(descriptor)?)
+    }
+
+    fn add(&mut self, library: PluginLibrary) -> Result<Arc<PluginLibrary>, PluginError> {
+        let file = library.file.clone();
         if let Some(first) = self.plugins.iter().find(|p| p.name == library.name && p.kind == library.kind) {
-            return Err(PluginError::Duplicate {
-                name: library.name.clone(),
-                file: file.to_path_buf(),
-                first: first.file.clone(),
-            });
+            return Err(PluginError::Duplicate { name: library.name.clone(), file, first: first.file.clone() });
         }
-        tracing::debug!(plugin = %library.name, kind = %library.kind, file = %file.display(), "loaded plugin");
+        tracing::debug!(plugin = %library.name, kind = %library.kind, file = %library.file.display(), "loaded plugin");
         let library = Arc::new(library);
         self.plugins.push(library.clone());
         Ok(library)

@@ -1,15 +1,22 @@
 //! Recommendation: "more like these" and playlists, over one model's embedding space.
 //!
 //! Examples are library tracks (their stored embeddings) or audio analysed on the fly and not
-//! stored. Queries go to the vector index ([`crate::index`]), which [`keeper`] keeps in line
-//! with the library. Variety is traded for similarity by maximal marginal relevance.
+//! stored. Queries go to the vector index ([`crate::index`]), which the index keeper keeps in
+//! line with the library. Variety is traded for similarity by maximal marginal relevance.
+//!
+//! A [`Recommender`] needs a library, an index and a worker pool (for audio examples), not
+//! the engine: tests build one over an embedded index without any plugin.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::engine::{Engine, EngineError};
+use crate::config::RecommendSettings;
+use crate::engine::{find_track, library_path, stored_tracks, EngineError, TrackKey};
+use crate::index::keeper::SharedIndex;
 use crate::index::{dot, normalised, Filter, Hit, Query, Strategy};
-use crate::library::TrackRecord;
+use crate::library::{Store, TrackRecord};
 use crate::pipeline::AudioInput;
+use crate::workers::{Priority, WorkerPool};
 
 /// One example of a request.
 #[derive(Debug, Clone)]
@@ -67,41 +74,69 @@ struct Resolved {
 /// Candidates fetched per wanted result when re-ranking for diversity.
 const DIVERSITY_POOL: usize = 4;
 
-impl Engine {
-    /// The space searched when a request names none.
+/// Recommendation over one library and its index.
+pub struct Recommender {
+    store: Arc<Store>,
+    index: SharedIndex,
+    /// Analyses audio examples (never stored).
+    pool: Arc<WorkerPool>,
+    /// The loaded models: the embedding spaces there are.
+    spaces: Vec<String>,
+    /// Library roots (canonical): a path example must lie under one.
+    roots: Vec<PathBuf>,
+    settings: RecommendSettings,
+    max_audio_seconds: f64,
+}
+
+impl Recommender {
+    pub fn new(
+        store: Arc<Store>,
+        index: SharedIndex,
+        pool: Arc<WorkerPool>,
+        spaces: Vec<String>,
+        roots: Vec<PathBuf>,
+        settings: RecommendSettings,
+        max_audio_seconds: f64,
+    ) -> Self {
+        Recommender { store, index, pool, spaces, roots, settings, max_audio_seconds }
+    }
+
+    /// The space searched when a request names none: `recommend.model`, else the first of
+    /// `recommend.preferred` that is loaded, else the first model loaded.
     pub fn default_space(&self) -> Result<String, EngineError> {
-        let configured = &self.settings().recommend.model;
-        let models = self.model_names();
+        let configured = &self.settings.model;
         if !configured.is_empty() {
-            return match models.contains(configured) {
+            return match self.spaces.contains(configured) {
                 true => Ok(configured.clone()),
-                false => Err(EngineError::NotFound(format!(
-                    "recommend.model = '{configured}' is not a loaded model (loaded: {})",
-                    models.join(", ")
-                ))),
+                false => Err(EngineError::DefaultModelNotLoaded {
+                    configured: configured.clone(),
+                    loaded: self.spaces.clone(),
+                }),
             };
         }
-        // The best shipped model (docs/EVALUATION.md), else the first one loaded.
-        let best = models.iter().find(|m| *m == "cnn").or(models.first());
-        best.cloned().ok_or_else(|| EngineError::NotFound("no models are loaded".into()))
+        let preferred = self.settings.preferred.iter().find(|p| self.spaces.contains(p));
+        preferred.or(self.spaces.first()).cloned().ok_or(EngineError::NoModels)
     }
 
     fn space(&self, model: Option<&str>) -> Result<String, EngineError> {
         match model {
-            Some(model) => Ok(self.check_models(&[model.to_string()])?.expect("one model")[0].clone()),
+            Some(model) if self.spaces.iter().any(|s| s == model) => Ok(model.to_string()),
+            Some(model) => Err(EngineError::UnknownModel { name: model.to_string(), loaded: self.spaces.clone() }),
             None => self.default_space(),
         }
     }
 
     async fn resolve(&self, example: &Example, space: &str) -> Result<Resolved, EngineError> {
         let track = match example {
-            Example::Track(id) => self.track(Some(*id), None).await?,
+            Example::Track(id) => find_track(&self.store, TrackKey::Id(*id)).await?,
             Example::Path(path) => {
-                let path = self.library_path(path)?;
-                self.track(None, Some(&path)).await?
+                let path = library_path(&self.roots, path)?;
+                find_track(&self.store, TrackKey::Path(path)).await?
             }
             Example::Audio(input) => {
-                let analysis = self.classify(input.clone(), &[space.to_string()]).await?;
+                let models = Some(vec![space.to_string()]);
+                let max_seconds = Some(self.max_audio_seconds);
+                let analysis = self.pool.analyze(input.clone(), models, Priority::Interactive, max_seconds).await?;
                 let prediction = analysis.predictions.into_iter().find(|p| p.model == space);
                 let vector = prediction.map(|p| p.embedding).unwrap_or_default();
                 return Ok(Resolved { vector, track: None });
@@ -110,13 +145,13 @@ impl Engine {
         let vector = track.predictions.iter().find(|p| p.version.model == space).map(|p| p.embedding.clone());
         match vector {
             Some(vector) if !vector.is_empty() => Ok(Resolved { vector, track: Some(track) }),
-            _ => Err(EngineError::FailedPrecondition(format!(
-                "track {} ({}) has no '{space}' embedding yet (state: {:?}{})",
-                track.id,
-                track.path,
-                track.state,
-                if track.error.is_empty() { String::new() } else { format!(": {}", track.error) }
-            ))),
+            _ => Err(EngineError::NoEmbedding {
+                track_id: track.id,
+                path: track.path,
+                space: space.to_string(),
+                state: track.state,
+                error: track.error,
+            }),
         }
     }
 
@@ -131,12 +166,12 @@ impl Engine {
     /// Library tracks like the positive examples and unlike the negative ones.
     pub async fn recommend(&self, request: RecommendRequest) -> Result<Vec<Recommendation>, EngineError> {
         if request.positive.is_empty() {
-            return Err(EngineError::InvalidArgument("positive: at least one example is required".into()));
+            return Err(EngineError::NoPositiveExample);
         }
         if !(0.0..=1.0).contains(&request.diversity) {
-            return Err(EngineError::InvalidArgument(format!("diversity: {} is not in [0, 1]", request.diversity)));
+            return Err(EngineError::Diversity(request.diversity));
         }
-        let settings = &self.settings().recommend;
+        let settings = &self.settings;
         let limit = if request.limit == 0 { settings.default_limit } else { request.limit.min(settings.max_limit) };
         let space = self.space(request.model.as_deref())?;
         let positive = self.resolve_all(&request.positive, &space).await?;
@@ -165,8 +200,8 @@ impl Engine {
 
     /// A chain of tracks from a seed: each next one close to the one before it and to the seed.
     pub async fn playlist(&self, request: PlaylistRequest) -> Result<Vec<Recommendation>, EngineError> {
-        let seed = request.seed.ok_or_else(|| EngineError::InvalidArgument("seed: required".into()))?;
-        let settings = &self.settings().recommend;
+        let seed = request.seed.ok_or(EngineError::NoSeed)?;
+        let settings = &self.settings;
         let length =
             if request.length == 0 { settings.default_length } else { request.length.min(settings.max_length) };
         let space = self.space(request.model.as_deref())?;
@@ -198,7 +233,7 @@ impl Engine {
             let score = dot(&previous, &vector);
             chosen.push(hit.track_id);
             // Gone from the library since the index answered: skip it (it stays excluded).
-            let Some(track) = self.stored_tracks(vec![hit.track_id]).await?.pop().flatten() else { continue };
+            let Some(track) = stored_tracks(&self.store, vec![hit.track_id]).await?.pop().flatten() else { continue };
             previous = vector;
             previous_artist = track.tags.artist.clone();
             playlist.push(Recommendation { track, score });
@@ -207,18 +242,13 @@ impl Engine {
     }
 
     async fn query_index(&self, query: Query) -> Result<Vec<Hit>, EngineError> {
-        let index = self.index().ok_or_else(|| {
-            EngineError::Unavailable(
-                "the vector index is not available yet (starting, or its server is unreachable; see the daemon log)"
-                    .into(),
-            )
-        })?;
+        let index = self.index.get().ok_or(EngineError::IndexUnavailable)?;
         Ok(index.query(query).await?)
     }
 
     /// Hits with their library tracks, in order; a track removed meanwhile is left out.
     async fn with_tracks(&self, hits: Vec<Hit>) -> Result<Vec<Recommendation>, EngineError> {
-        let tracks = self.stored_tracks(hits.iter().map(|h| h.track_id).collect()).await?;
+        let tracks = stored_tracks(&self.store, hits.iter().map(|h| h.track_id).collect()).await?;
         let found = hits.into_iter().zip(tracks);
         Ok(found.filter_map(|(hit, track)| Some(Recommendation { track: track?, score: hit.score })).collect())
     }
@@ -229,7 +259,7 @@ fn index_filter(filter: &RecommendFilter, seeds: &[&TrackRecord]) -> Result<Filt
         [("min_duration_s", filter.filter.min_duration_s), ("max_duration_s", filter.filter.max_duration_s)];
     for (name, value) in durations {
         if value.is_some_and(|v| v.is_nan() || v < 0.0) {
-            return Err(EngineError::InvalidArgument(format!("filter.{name}: must be a non-negative number")));
+            return Err(EngineError::NegativeDuration(name));
         }
     }
     let mut index_filter = filter.filter.clone();
@@ -268,6 +298,9 @@ fn maximal_marginal_relevance(candidates: Vec<Hit>, limit: usize, lambda: f32) -
     let mut candidates: Vec<Option<Hit>> = candidates.into_iter().map(Some).collect();
     picked.into_iter().filter_map(|i| candidates[i].take()).collect()
 }
+
+#[cfg(test)]
+mod over_an_index;
 
 #[cfg(test)]
 mod tests {

@@ -59,6 +59,10 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, Error> 
         Command::Live(args) => live::run(ctx, &args).await,
         Command::Recommend(args) => recommend::run(ctx, &args).await,
         Command::Playlist(args) => playlist::run(ctx, &args).await,
+        Command::Generate(args) => {
+            crate::generate::write::<crate::Cli>(args.what, "timbre", ctx.out)?;
+            Ok(Outcome::Success)
+        }
     }
 }
 

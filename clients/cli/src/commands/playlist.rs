@@ -19,6 +19,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &PlaylistArgs) -> Result<Outcome, Erro
         ctx,
         &response.tracks,
         args.model.as_deref(),
+        &args.m3u,
         "no tracks for a playlist (the library has none besides the seed, or the filters leave none)",
     )
 }

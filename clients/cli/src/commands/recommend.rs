@@ -7,7 +7,7 @@ use super::example::resolve_with;
 use super::Ctx;
 use crate::client;
 use crate::error::{Error, Outcome};
-use crate::flags::{FilterArgs, RecommendArgs, TrackTarget};
+use crate::flags::{FilterArgs, M3uArgs, RecommendArgs, TrackTarget};
 use crate::{json, text};
 
 pub async fn run(ctx: &mut Ctx<'_>, args: &RecommendArgs) -> Result<Outcome, Error> {
@@ -21,6 +21,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &RecommendArgs) -> Result<Outcome, Err
         ctx,
         &response.tracks,
         args.model.as_deref(),
+        &args.m3u,
         "no tracks to recommend (the library has none besides the examples, or the filters leave none)",
     )
 }
@@ -47,13 +48,19 @@ pub(super) fn shown(flag: &str, target: &TrackTarget) -> String {
 }
 
 /// The tracks of `recommend` or `playlist`: as text or JSON lines, `empty` on stderr when
-/// there are none (which is not an error).
+/// there are none (which is not an error), and to the playlist file when asked.
 pub(super) fn print(
     ctx: &mut Ctx<'_>,
     tracks: &[pb::RecommendedTrack],
     model: Option<&str>,
+    m3u: &M3uArgs,
     empty: &str,
 ) -> Result<Outcome, Error> {
+    if let Some(file) = &m3u.m3u {
+        crate::m3u::write(file, tracks, m3u.m3u_relative)
+            .map_err(|e| Error::Local(format!("cannot write the playlist {}: {e}", file.display())))?;
+        let _ = writeln!(ctx.err, "timbre: wrote {} tracks to {}", tracks.len(), file.display());
+    }
     if ctx.json {
         for track in tracks {
             ctx.print_json(&json::recommended_track(track))?;

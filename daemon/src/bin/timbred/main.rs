@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use timbre_daemon::catalogue;
 use timbre_daemon::config::{Flags, Settings};
 use timbre_daemon::models::{ModelCatalog, ModelOptions};
-use timbre_daemon::offline::{analyze, eval, features, neighbours, plugins, split, train};
+use timbre_daemon::offline::{analyze, eval, features, neighbours, split, train};
 use timbre_daemon::pipeline::SegmentOptions;
 use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
 
@@ -257,33 +258,13 @@ fn print_split(data: &std::path::Path, test: f64, validation: f64, seed: u64) ->
 }
 
 fn list_plugins(offline: &Offline, json: bool) -> anyhow::Result<bool> {
-    let listing = plugins::list(&offline.registry, &offline.path);
     let catalog = ModelCatalog::discover(&offline.registry, &offline.model_options);
+    let listing = catalogue::list(&offline.registry, &offline.path, &catalog);
     if json {
-        let mut value = serde_json::to_value(&listing)?;
-        value["models"] = catalog
-            .models
-            .iter()
-            .map(|m| serde_json::json!({ "name": m.name(), "plugin": m.folder.plugin(), "dir": m.folder.dir, "info": m.info }))
-            .collect();
-        value["refused_models"] =
-            catalog.refused.iter().map(|(dir, reason)| serde_json::json!({ "dir": dir, "reason": reason })).collect();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&listing)?);
         return Ok(true);
     }
     print_plugins(&listing);
-    for m in &catalog.models {
-        println!(
-            "model {:<10} {:<8} {}  ({})",
-            m.name(),
-            m.folder.plugin(),
-            m.folder.dir.display(),
-            m.info["execution_provider"].as_str().unwrap_or("-")
-        );
-    }
-    for (dir, reason) in &catalog.refused {
-        println!("refused model {}: {reason}", dir.display());
-    }
     Ok(true)
 }
 

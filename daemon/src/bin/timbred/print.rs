@@ -1,6 +1,7 @@
 //! `timbred`'s text output of the offline commands.
 
-use timbre_daemon::offline::{analyze, eval, neighbours, plugins};
+use timbre_daemon::catalogue::Catalogue;
+use timbre_daemon::offline::{analyze, eval, neighbours};
 
 pub(crate) fn print_analysis(
     file: &std::path::Path,
@@ -36,7 +37,7 @@ pub(crate) fn print_analysis(
     }
 }
 
-pub(crate) fn print_plugins(listing: &plugins::PluginListing) {
+pub(crate) fn print_plugins(listing: &Catalogue) {
     println!("search path: {}", listing.search_path.join(":"));
     if listing.plugins.is_empty() {
         println!("no plugins found");
@@ -54,6 +55,18 @@ pub(crate) fn print_plugins(listing: &plugins::PluginListing) {
     }
     for r in &listing.refused {
         println!("refused      {}: {}", r.file, r.reason);
+    }
+    for m in &listing.models {
+        println!(
+            "model {:<10} {:<8} {}  ({})",
+            m.name,
+            m.plugin,
+            m.dir,
+            m.info["execution_provider"].as_str().unwrap_or("-")
+        );
+    }
+    for r in &listing.refused_models {
+        println!("refused model {}: {}", r.dir, r.reason);
     }
 }
 

@@ -1,53 +1,27 @@
 //! The engine: what the daemon holds while it runs, shared by every request. Transports
 //! (gRPC today) call into it; it knows nothing about them.
 
+mod error;
+#[cfg(test)]
+pub(crate) mod tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use error::{task_failed, EngineError, StartError, TrackKey};
+
+use crate::catalogue::{self, Catalogue};
 use crate::config::Settings;
 use crate::index::keeper::IndexKeeper;
-use crate::library::scan::ScanError;
 use crate::library::watch::LibraryWatcher;
-use crate::library::{ModelVersion, Scanner, Store, StoreError, TrackFilter, TrackRecord};
+use crate::library::{ModelVersion, Scanner, Store, TrackFilter, TrackRecord};
 use crate::live::{LiveHub, LivePrediction};
 use crate::models::ModelCatalog;
-use crate::offline::plugins::{self, PluginEntry, PluginListing, RefusedEntry};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
-use crate::plugin_host::{PluginError, PluginKind, PluginRegistry, SearchPath};
-use crate::workers::{Priority, WorkError, WorkerPool};
-
-/// Every way an engine call can fail; `grpc::status` maps each to a status code.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("{0}")]
-    InvalidArgument(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error(transparent)]
-    OutsideRoots(ScanError),
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Index(#[from] crate::index::IndexError),
-    #[error(transparent)]
-    Analysis(#[from] WorkError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("starting the worker pool: {0}")]
-    Plugin(#[from] PluginError),
-}
-
-impl From<ScanError> for EngineError {
-    fn from(error: ScanError) -> Self {
-        match error {
-            ScanError::Store(error) => EngineError::Store(error),
-            outside @ ScanError::OutsideRoots { .. } => EngineError::OutsideRoots(outside),
-        }
-    }
-}
+use crate::plugin_host::{PluginKind, PluginRegistry, SearchPath};
+use crate::recommend::Recommender;
+use crate::workers::{Priority, WorkerPool};
 
 pub struct Engine {
     settings: Settings,
@@ -60,6 +34,7 @@ pub struct Engine {
     watcher: std::sync::Mutex<Option<LibraryWatcher>>,
     live: LiveHub,
     keeper: Arc<IndexKeeper>,
+    recommender: Recommender,
 }
 
 impl Engine {
@@ -67,20 +42,31 @@ impl Engine {
     /// the workers, the library; then the vector index keeper (its first sync sees the library
     /// before any scan writes), then the library is caught up with and watched, then the live
     /// sources. Returns a running engine, or the error that kept a part from starting.
-    pub async fn start(settings: Settings) -> Result<Arc<Self>, EngineError> {
-        let (search_path, registry, catalog, pool, store) =
-            tokio::task::block_in_place(|| -> Result<_, EngineError> {
-                let search_path = SearchPath::standard(&settings.plugins.paths);
-                let registry = Arc::new(PluginRegistry::discover(&search_path));
-                let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
-                let threads = settings.worker_threads();
-                let pool =
-                    Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
-                let store = Arc::new(Store::open(&settings.database_path())?);
-                Ok((search_path, registry, catalog, pool, store))
-            })?;
+    pub async fn start(settings: Settings) -> Result<Arc<Self>, StartError> {
+        let (search_path, registry, catalog) = tokio::task::block_in_place(|| {
+            let search_path = SearchPath::standard(&settings.plugins.paths);
+            let registry = Arc::new(PluginRegistry::discover(&search_path));
+            let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
+            (search_path, registry, catalog)
+        });
+        Self::start_with(settings, search_path, registry, catalog).await
+    }
+
+    /// [`Engine::start`] with the plugins and models already found (tests pass fakes).
+    pub async fn start_with(
+        settings: Settings,
+        search_path: SearchPath,
+        registry: Arc<PluginRegistry>,
+        catalog: Arc<ModelCatalog>,
+    ) -> Result<Arc<Self>, StartError> {
+        let (pool, store) = tokio::task::block_in_place(|| -> Result<_, StartError> {
+            let threads = settings.worker_threads();
+            let pool = Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
+            let store = Arc::new(Store::open(&settings.database_path())?);
+            Ok((pool, store))
+        })?;
         let versions = model_versions(&catalog, &registry);
-        let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+        let (changes_tx, changes) = crate::library::change_queue(crate::library::changes::CHANGE_QUEUE);
         let scanner = Arc::new(Scanner::new(
             store.clone(),
             pool.clone(),
@@ -89,7 +75,18 @@ impl Engine {
             settings.library.extensions.clone(),
             changes_tx,
         ));
-        let keeper = IndexKeeper::start(settings.index.clone(), settings.library.data_dir.clone(), store, changes);
+        let keeper =
+            IndexKeeper::start(settings.index.clone(), settings.library.data_dir.clone(), store.clone(), changes);
+        let spaces = catalog.models.iter().map(|m| m.name().to_string()).collect();
+        let recommender = Recommender::new(
+            store,
+            keeper.shared(),
+            pool.clone(),
+            spaces,
+            scanner.roots().to_vec(),
+            settings.recommend.clone(),
+            settings.server.max_audio_seconds,
+        );
         let watcher = follow_library(&settings, &scanner);
         let live = LiveHub::start(&settings.live, pool.clone(), tokio::runtime::Handle::current());
         tracing::info!(
@@ -107,12 +104,13 @@ impl Engine {
             watcher: std::sync::Mutex::new(watcher),
             live,
             keeper,
+            recommender,
         }))
     }
 
-    /// The vector index, when it is open and in sync.
-    pub fn index(&self) -> Option<Arc<dyn crate::index::VectorIndex>> {
-        self.keeper.index()
+    /// `Recommend` and `Playlist`.
+    pub fn recommender(&self) -> &Recommender {
+        &self.recommender
     }
 
     /// Follow the predictions of one live source, or of all when `source` is `None`.
@@ -122,14 +120,11 @@ impl Engine {
     ) -> Result<tokio::sync::broadcast::Receiver<Arc<LivePrediction>>, EngineError> {
         let names = self.live.source_names();
         if names.is_empty() {
-            return Err(EngineError::NotFound("no live sources are configured ([[live]] in the configuration)".into()));
+            return Err(EngineError::NoLiveSources);
         }
         if let Some(source) = source {
             if !names.iter().any(|n| n == source) {
-                return Err(EngineError::NotFound(format!(
-                    "no live source named '{source}' (configured: {})",
-                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
-                )));
+                return Err(EngineError::UnknownLiveSource { name: source.to_string(), configured: names.to_vec() });
             }
         }
         Ok(self.live.subscribe())
@@ -170,84 +165,35 @@ impl Engine {
     }
 
     /// Plugin libraries and model folders, loaded and refused.
-    pub fn plugins(&self) -> PluginListing {
-        let mut listing = plugins::list(&self.registry, &self.search_path);
-        for spec in &self.catalog.models {
-            listing.plugins.push(PluginEntry {
-                name: spec.name().to_string(),
-                kind: PluginKind::Classifier,
-                version: spec.folder.manifest.version.clone(),
-                abi_major: 0,
-                abi_minor: 0,
-                file: spec.folder.dir.display().to_string(),
-                metadata: spec.info.clone(),
-            });
-        }
-        for (dir, reason) in &self.catalog.refused {
-            listing.refused.push(RefusedEntry { file: dir.display().to_string(), reason: reason.clone() });
-        }
-        listing
+    pub fn catalogue(&self) -> Catalogue {
+        catalogue::list(&self.registry, &self.search_path, &self.catalog)
     }
 
     /// Classify audio; nothing is stored. `models` empty means every model.
     pub async fn classify(&self, input: AudioInput, models: &[String]) -> Result<Analysis, EngineError> {
         if let AudioInput::File(path) = &input {
             if !path.is_file() {
-                return Err(EngineError::NotFound(format!("{}: no such file", path.display())));
+                return Err(EngineError::NoSuchFile(path.clone()));
             }
         }
-        let models = self.check_models(models)?;
+        let models = check_models(&self.model_names(), models)?;
         let max_seconds = Some(self.settings.server.max_audio_seconds);
         Ok(self.pool.analyze(input, models, Priority::Interactive, max_seconds).await?)
     }
 
     /// Unknown model names are an error; `None` means all.
     pub fn check_models(&self, models: &[String]) -> Result<Option<Vec<String>>, EngineError> {
-        let known = self.model_names();
-        if let Some(unknown) = models.iter().find(|m| !known.contains(m)) {
-            return Err(EngineError::NotFound(format!(
-                "no model named '{unknown}' is loaded (loaded: {})",
-                known.join(", ")
-            )));
-        }
-        Ok((!models.is_empty()).then(|| models.to_vec()))
+        check_models(&self.model_names(), models)
     }
 
     /// A library path the daemon may read, resolved; anything outside the roots is refused.
     pub fn library_path(&self, path: &Path) -> Result<PathBuf, EngineError> {
-        if !path.is_absolute() {
-            return Err(EngineError::InvalidArgument(format!("{}: paths must be absolute", path.display())));
-        }
-        Ok(self.scanner.resolve(path)?)
+        library_path(self.scanner.roots(), path)
     }
 
-    /// Library tracks by id, in order, `None` for an id the library no longer has; read off
-    /// the async runtime.
-    pub async fn stored_tracks(&self, ids: Vec<i64>) -> Result<Vec<Option<TrackRecord>>, EngineError> {
-        let store = self.scanner.store().clone();
-        tokio::task::spawn_blocking(move || ids.into_iter().map(|id| store.track(id)).collect::<Result<Vec<_>, _>>())
-            .await
-            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?
-            .map_err(EngineError::from)
-    }
-
-    pub async fn track(&self, id: Option<i64>, path: Option<&Path>) -> Result<TrackRecord, EngineError> {
-        let store = self.scanner.store().clone();
-        let key = path.map(|p| p.display().to_string());
-        let found = tokio::task::spawn_blocking(move || match (id, key) {
-            (Some(id), _) => store.track(id),
-            (None, Some(path)) => store.track_by_path(&path),
-            (None, None) => Ok(None),
-        })
-        .await
-        .map_err(|e| EngineError::InvalidArgument(e.to_string()))??;
-        found.ok_or_else(|| {
-            EngineError::NotFound(match (id, path) {
-                (Some(id), _) => format!("no track with id {id}"),
-                (None, Some(path)) => format!("no track at {}", path.display()),
-                (None, None) => "no track given".into(),
-            })
-        })
+    /// The library track with this id, or at this path.
+    pub async fn track(&self, key: TrackKey) -> Result<TrackRecord, EngineError> {
+        find_track(self.scanner.store(), key).await
     }
 
     pub async fn list_tracks(
@@ -257,11 +203,51 @@ impl Engine {
         limit: usize,
     ) -> Result<(Vec<TrackRecord>, u64), EngineError> {
         let store = self.scanner.store().clone();
-        tokio::task::spawn_blocking(move || store.list(&filter, after, limit))
-            .await
-            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?
-            .map_err(EngineError::from)
+        read_store("listing tracks", move || store.list(&filter, after, limit)).await
     }
+}
+
+/// `models` when each is one of `loaded`, `None` when empty (all of them).
+pub fn check_models(loaded: &[String], models: &[String]) -> Result<Option<Vec<String>>, EngineError> {
+    if let Some(unknown) = models.iter().find(|m| !loaded.contains(m)) {
+        return Err(EngineError::UnknownModel { name: unknown.clone(), loaded: loaded.to_vec() });
+    }
+    Ok((!models.is_empty()).then(|| models.to_vec()))
+}
+
+/// `path` resolved, when it is absolute and lies under one of `roots`.
+pub fn library_path(roots: &[PathBuf], path: &Path) -> Result<PathBuf, EngineError> {
+    if !path.is_absolute() {
+        return Err(EngineError::RelativePath(path.to_path_buf()));
+    }
+    Ok(crate::library::scan::resolve_in(roots, path)?)
+}
+
+/// Run a read of the library off the async runtime; a panic in it is an internal error.
+pub async fn read_store<T: Send + 'static>(
+    doing: &'static str,
+    read: impl FnOnce() -> Result<T, crate::library::StoreError> + Send + 'static,
+) -> Result<T, EngineError> {
+    Ok(tokio::task::spawn_blocking(read).await.map_err(task_failed(doing))??)
+}
+
+/// The track `key` names; not found is an error that says how it was asked for.
+pub async fn find_track(store: &Arc<Store>, key: TrackKey) -> Result<TrackRecord, EngineError> {
+    let store = store.clone();
+    let asked = key.clone();
+    let found = read_store("reading a track", move || match &asked {
+        TrackKey::Id(id) => store.track(*id),
+        TrackKey::Path(path) => store.track_by_path(&path.display().to_string()),
+        TrackKey::None => Ok(None),
+    })
+    .await?;
+    found.ok_or(EngineError::TrackNotFound(key))
+}
+
+/// Library tracks by id, in order, `None` for an id the library no longer has.
+pub async fn stored_tracks(store: &Arc<Store>, ids: Vec<i64>) -> Result<Vec<Option<TrackRecord>>, EngineError> {
+    let store = store.clone();
+    read_store("reading tracks", move || ids.into_iter().map(|id| store.track(id)).collect()).await
 }
 
 /// Catch up with whatever changed while the daemon was down, then follow the roots; the

@@ -82,7 +82,10 @@ pub fn list(registry: &PluginRegistry, path: &SearchPath, models: &ModelCatalog)
                 name: m.name().to_string(),
                 version: m.folder.manifest.version.clone(),
                 plugin: m.folder.plugin().to_string(),
-                features: m.folder.manifest.features.plugin.clone(),
+                features: match (m.features(), m.upstream()) {
+                    (Some(features), _) => features.plugin.clone(),
+                    (None, upstream) => format!("head over {}", upstream.unwrap_or_default()),
+                },
                 dir: m.folder.dir.display().to_string(),
                 info: m.info.clone(),
             })

@@ -8,7 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use timbre_model_manifest::{ModelFolder, MANIFEST_FILE};
+use std::collections::HashMap;
+
+use timbre_model_manifest::{FeatureSpec, ModelFolder, MANIFEST_FILE};
 
 use crate::plugin_host::{PluginError, PluginInstance, PluginKind, PluginRegistry};
 
@@ -38,7 +40,9 @@ impl Default for ModelOptions {
     }
 }
 
-/// A model that passed its checks, and how to make an instance of it.
+/// A model that passed its checks, and how to make an instance of it. A model reads audio
+/// features ([`ModelSpec::features`]); a head reads another model's embedding
+/// ([`ModelSpec::upstream`]).
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
     pub folder: ModelFolder,
@@ -52,12 +56,30 @@ impl ModelSpec {
         &self.folder.manifest.name
     }
 
+    /// How audio becomes this model's input; `None` for a head.
+    pub fn features(&self) -> Option<&FeatureSpec> {
+        self.folder.manifest.features.as_ref()
+    }
+
+    /// The model whose embedding this head reads; `None` for a model that reads audio.
+    pub fn upstream(&self) -> Option<&str> {
+        self.folder.manifest.input.as_ref().map(|input| input.model.as_str())
+    }
+
     pub fn instantiate(&self, registry: &PluginRegistry) -> Result<PluginInstance, PluginError> {
         registry.instantiate(PluginKind::Classifier, self.folder.plugin(), &self.plugin_config)
     }
 }
 
-/// The models found, and the folders refused with their reasons.
+/// A model that reads audio, with its feature specification at hand.
+#[derive(Debug, Clone)]
+pub struct FeatureModel<'a> {
+    pub spec: &'a ModelSpec,
+    pub features: &'a FeatureSpec,
+}
+
+/// The models found (those that read audio first, heads after the models they read), and the
+/// folders refused with their reasons.
 #[derive(Debug, Default)]
 pub struct ModelCatalog {
     pub models: Vec<ModelSpec>,
@@ -65,11 +87,52 @@ pub struct ModelCatalog {
 }
 
 impl ModelCatalog {
+    /// The models that read audio, each with its features.
+    pub fn feature_models(&self) -> impl Iterator<Item = FeatureModel<'_>> {
+        self.models.iter().filter_map(|spec| spec.features().map(|features| FeatureModel { spec, features }))
+    }
+
+    /// The heads, each after the model it reads.
+    pub fn heads(&self) -> impl Iterator<Item = &ModelSpec> {
+        self.models.iter().filter(|m| m.upstream().is_some())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ModelSpec> {
+        self.models.iter().find(|m| m.name() == name)
+    }
+}
+
+impl ModelCatalog {
     pub fn discover(registry: &PluginRegistry, options: &ModelOptions) -> Self {
         let mut catalog = ModelCatalog::default();
         let runtime = resolve_onnxruntime(options.onnxruntime.as_deref());
-        for dir in model_folders(&search_path(&options.paths)) {
-            match open_model(registry, &dir, &runtime, options) {
+        let folders = model_folders(&search_path(&options.paths));
+        // A head asked for by name brings the model it reads.
+        let mut options = options.clone();
+        let upstreams: Vec<String> = folders
+            .iter()
+            .filter_map(|dir| ModelFolder::read_manifest(dir).ok())
+            .filter(|f| options.only.contains(&f.manifest.name))
+            .filter_map(|f| f.manifest.input.map(|input| input.model))
+            .collect();
+        let asked = options.only.clone();
+        options.only.extend(upstreams.into_iter().filter(|u| !asked.contains(u)));
+        // Every head's upstream, to name cycles and heads over heads.
+        let head_upstreams: HashMap<String, String> = folders
+            .iter()
+            .filter_map(|dir| ModelFolder::read_manifest(dir).ok())
+            .filter_map(|f| f.manifest.input.map(|input| (f.manifest.name, input.model)))
+            .collect();
+        // Models that read audio first, then heads, so a head finds its upstream loaded.
+        let (heads, models): (Vec<PathBuf>, Vec<PathBuf>) = folders.into_iter().partition(|dir| {
+            ModelFolder::read_manifest(dir).is_ok_and(|f| f.manifest.is_head())
+        });
+        for dir in models.into_iter().chain(heads) {
+            let opened = open_model(registry, &dir, &runtime, &options).and_then(|spec| match spec {
+                Some(spec) => catalog.check_head(&spec, &head_upstreams).map(|()| Some(spec)),
+                None => Ok(None),
+            });
+            match opened {
                 Ok(None) => {}
                 Ok(Some(spec)) if catalog.models.iter().any(|m| m.name() == spec.name()) => {
                     catalog.refused.push((dir, format!("a model named '{}' is already loaded", spec.name())));
@@ -84,12 +147,38 @@ impl ModelCatalog {
                 }
             }
         }
-        for name in &options.only {
+        for name in &asked {
             if !catalog.models.iter().any(|m| m.name() == name) {
                 catalog.refused.push((PathBuf::from(name), format!("no usable model named '{name}' was found")));
             }
         }
         catalog
+    }
+
+    /// A head must read a loaded model that reads audio, whose embedding has the size the head
+    /// takes. Heads do not read heads (a head has no embedding), which also rules out cycles.
+    fn check_head(&self, spec: &ModelSpec, head_upstreams: &HashMap<String, String>) -> Result<(), String> {
+        let Some(upstream) = spec.upstream() else { return Ok(()) };
+        let name = spec.name();
+        if let Some(further) = head_upstreams.get(upstream) {
+            return Err(if further == name {
+                format!("heads '{name}' and '{upstream}' read each other: a cycle")
+            } else {
+                format!("head '{name}' reads '{upstream}', which is itself a head with no embedding")
+            });
+        }
+        let Some(source) = self.get(upstream) else {
+            return Err(format!("head '{name}' reads the embedding of '{upstream}', which is not loaded"));
+        };
+        let size = source.folder.manifest.model.embedding_size;
+        let takes = spec.info.get("input_size").and_then(|v| v.as_u64()).map(|v| v as usize);
+        if takes.is_some_and(|takes| takes != size) {
+            return Err(format!(
+                "head '{name}' takes embeddings of {} values, but '{upstream}' gives {size}",
+                takes.unwrap_or_default()
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -164,7 +164,7 @@ impl Default for RecommendSettings {
     fn default() -> Self {
         RecommendSettings {
             model: String::new(),
-            preferred: vec!["cnn".into()],
+            preferred: vec!["musicnn-msd".into(), "cnn".into()],
             default_limit: 10,
             max_limit: 200,
             default_length: 20,

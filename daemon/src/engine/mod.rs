@@ -77,7 +77,8 @@ impl Engine {
         ));
         let keeper =
             IndexKeeper::start(settings.index.clone(), settings.library.data_dir.clone(), store.clone(), changes);
-        let spaces = catalog.models.iter().map(|m| m.name().to_string()).collect();
+        // Heads give labels, not an embedding: they are not spaces.
+        let spaces = catalog.feature_models().map(|m| m.spec.name().to_string()).collect();
         let recommender = Recommender::new(
             store,
             keeper.shared(),
@@ -133,7 +134,7 @@ impl Engine {
     /// Length of the windows a stream is cut into when the client does not say: the
     /// segment length of the first model (3 s for the shipped ones).
     pub fn default_window_s(&self) -> f64 {
-        self.catalog.models.first().map_or(3.0, |m| m.folder.manifest.features.segment_seconds)
+        self.catalog.feature_models().next().map_or(3.0, |m| m.features.segment_seconds)
     }
 
     /// Stop watching and scanning; analyses in flight finish and are stored.
@@ -277,32 +278,35 @@ fn follow_library(settings: &Settings, scanner: &Arc<Scanner>) -> Option<Library
 }
 
 /// Each model's version as stored with its predictions: the manifest version and the model
-/// file's digest; and its feature plugin, that plugin's version and its parameters.
+/// file's digest; and its feature plugin, that plugin's version and its parameters. A head's
+/// "features" are its upstream model's version, so a new upstream re-runs the head too.
 fn model_versions(catalog: &ModelCatalog, registry: &PluginRegistry) -> Vec<ModelVersion> {
+    let own = |spec: &crate::models::ModelSpec| {
+        let manifest = &spec.folder.manifest;
+        format!("{}+{}", manifest.version, &manifest.model.sha256[..12.min(manifest.model.sha256.len())])
+    };
     catalog
         .models
         .iter()
         .map(|spec| {
-            let manifest = &spec.folder.manifest;
-            let plugin_version = registry
-                .get(PluginKind::Feature, &manifest.features.plugin)
-                .map(|p| p.version.clone())
-                .unwrap_or_default();
-            ModelVersion {
-                model: manifest.name.clone(),
-                model_version: format!(
-                    "{}+{}",
-                    manifest.version,
-                    &manifest.model.sha256[..12.min(manifest.model.sha256.len())]
-                ),
-                feature_version: format!(
-                    "{}-{} {} segment_seconds={}",
-                    manifest.features.plugin,
-                    plugin_version,
-                    spec.folder.feature_params(),
-                    manifest.features.segment_seconds
-                ),
-            }
+            let feature_version = match (spec.features(), spec.upstream()) {
+                (Some(features), _) => {
+                    let plugin_version =
+                        registry.get(PluginKind::Feature, &features.plugin).map(|p| p.version.clone()).unwrap_or_default();
+                    format!(
+                        "{}-{} {} segment_seconds={}",
+                        features.plugin,
+                        plugin_version,
+                        spec.folder.feature_params(),
+                        features.segment_seconds
+                    )
+                }
+                (None, upstream) => {
+                    let upstream = upstream.unwrap_or_default();
+                    format!("head over {upstream} {}", catalog.get(upstream).map(own).unwrap_or_default())
+                }
+            };
+            ModelVersion { model: spec.name().to_string(), model_version: own(spec), feature_version }
         })
         .collect()
 }

@@ -42,6 +42,7 @@ pub fn point_of(track: TrackEmbeddings) -> IndexPoint {
         vectors: track
             .embeddings
             .into_iter()
+            .filter(|e| !e.embedding.is_empty()) // a head has labels, no embedding
             .map(|e| SpaceVector { space: e.model, vector: e.embedding, label: e.top_label })
             .collect(),
     }

@@ -1,7 +1,7 @@
 //! `timbred eval`: accuracy of every model, and of their ensemble, on a labelled folder
 //! (`DIR/<label>/<file>`), at track and at segment level, as in report 000's tables.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -29,6 +29,9 @@ pub struct EvalReport {
     pub data: PathBuf,
     pub split: Option<String>,
     pub models: Vec<ModelReport>,
+    /// Each class model's weight in the ensemble: learned on the split file's validation files
+    /// when a split is evaluated, else equal.
+    pub ensemble_weights: BTreeMap<String, f64>,
     /// Files that could not be analysed, with the reason.
     pub failed: Vec<(PathBuf, String)>,
 }
@@ -178,37 +181,93 @@ pub fn run(
             report(spec.name(), &results, |predictions| predictions.iter().find(|p| p.model == spec.name()).cloned())
         })
         .collect();
-    if catalog.models.iter().filter(classes).count() > 1 {
-        models.push(report("ensemble", &results, ensemble));
+    let class_models: Vec<String> = catalog.models.iter().filter(classes).map(|m| m.name().to_string()).collect();
+    let mut ensemble_weights = BTreeMap::new();
+    if class_models.len() > 1 {
+        ensemble_weights = match &request.split {
+            // Weights learned on the validation files, never on the files scored.
+            Some((file, subset)) if subset != "val" => {
+                let val = EvalRequest { split: Some((file.clone(), "val".into())), ..request.clone() };
+                let (val_results, _) = labelled_predictions(registry, catalog, &val, |_, _| {})?;
+                fit_weights(&val_results, &class_models)
+            }
+            _ => class_models.iter().map(|m| (m.clone(), 1.0 / class_models.len() as f64)).collect(),
+        };
+        models.push(report("ensemble", &results, |p| ensemble(p, &ensemble_weights)));
     }
     Ok(EvalReport {
         data: request.data_dir.clone(),
         split: request.split.as_ref().map(|(_, s)| s.clone()),
         models,
+        ensemble_weights,
         failed,
     })
 }
 
-/// Mean of the models' probabilities, aligned by label name, per track and per segment
-/// (segments only where every model cut the track the same way).
-fn ensemble(predictions: &[TrackPrediction]) -> Option<TrackPrediction> {
+/// Ensemble weights (non-negative, summing to 1) that maximise the likelihood of the true
+/// labels of `results`, by exponentiated gradient: a weighted mean of probabilities stays a
+/// distribution, and a model that only adds noise is weighted down towards 0.
+fn fit_weights(results: &[Labelled], models: &[String]) -> BTreeMap<String, f64> {
+    // p[i][m]: model m's probability of track i's true label.
+    let rows: Vec<Vec<f64>> = results
+        .iter()
+        .filter_map(|(truth, predictions)| {
+            models
+                .iter()
+                .map(|m| {
+                    let p = predictions.iter().find(|p| &p.model == m)?;
+                    let i = p.labels.iter().position(|l| l == truth)?;
+                    Some(f64::from(p.probabilities[i]))
+                })
+                .collect::<Option<Vec<f64>>>()
+        })
+        .collect();
+    let k = models.len();
+    let mut w = vec![1.0 / k as f64; k];
+    if !rows.is_empty() {
+        for _ in 0..2000 {
+            let mut gradient = vec![0.0; k];
+            for row in &rows {
+                let mix: f64 = row.iter().zip(&w).map(|(p, w)| p * w).sum::<f64>().max(1e-12);
+                gradient.iter_mut().zip(row).for_each(|(g, p)| *g -= p / mix / rows.len() as f64);
+            }
+            w.iter_mut().zip(&gradient).for_each(|(w, g)| *w *= (-0.5 * g).exp());
+            let total: f64 = w.iter().sum();
+            w.iter_mut().for_each(|w| *w /= total);
+        }
+    }
+    models.iter().cloned().zip(w).collect()
+}
+
+/// The weighted mean of the models' probabilities, aligned by label name, per track; per
+/// segment among the models that have segments (heads have none), where they all cut the
+/// track the same way.
+fn ensemble(predictions: &[TrackPrediction], weights: &BTreeMap<String, f64>) -> Option<TrackPrediction> {
     let first = predictions.first()?;
     let labels = first.labels.clone();
     let aligned = |p: &TrackPrediction, values: &[f32]| -> Vec<f32> {
         labels.iter().map(|l| p.labels.iter().position(|x| x == l).map_or(0.0, |i| values[i])).collect()
     };
-    let n = predictions.len() as f32;
+    let weight = |p: &TrackPrediction| weights.get(&p.model).copied().unwrap_or(0.0) as f32;
+    let total: f32 = predictions.iter().map(weight).sum();
+    if total <= 0.0 {
+        return None;
+    }
     let mut probabilities = vec![0.0; labels.len()];
     for p in predictions {
-        probabilities.iter_mut().zip(aligned(p, &p.probabilities)).for_each(|(sum, v)| *sum += v / n);
+        let w = weight(p) / total;
+        probabilities.iter_mut().zip(aligned(p, &p.probabilities)).for_each(|(sum, v)| *sum += w * v);
     }
-    let same_cut = predictions.iter().all(|p| p.segments.len() == first.segments.len());
-    let segments = if same_cut {
-        (0..first.segments.len())
+    let segmented: Vec<&TrackPrediction> = predictions.iter().filter(|p| !p.segments.is_empty()).collect();
+    let segment_total: f32 = segmented.iter().map(|p| weight(p)).sum();
+    let same_cut = segmented.iter().all(|p| p.segments.len() == segmented[0].segments.len());
+    let segments = if same_cut && segment_total > 0.0 {
+        (0..segmented[0].segments.len())
             .map(|s| {
                 let mut mean = vec![0.0; labels.len()];
-                for p in predictions {
-                    mean.iter_mut().zip(aligned(p, &p.segments[s])).for_each(|(sum, v)| *sum += v / n);
+                for p in &segmented {
+                    let w = weight(p) / segment_total;
+                    mean.iter_mut().zip(aligned(p, &p.segments[s])).for_each(|(sum, v)| *sum += w * v);
                 }
                 mean
             })

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod eval;
 pub mod features;
+pub mod head;
 mod metrics;
 pub mod neighbours;
 mod parallel;

@@ -51,7 +51,8 @@ pub fn run(
 ) -> Result<NeighboursReport, NeighboursError> {
     let (results, failed) = labelled_predictions(registry, catalog, request, progress)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let spaces: Vec<String> = catalog.models.iter().map(|m| m.name().to_string()).collect();
+    // Heads give labels, not an embedding.
+    let spaces: Vec<String> = catalog.feature_models().map(|m| m.spec.name().to_string()).collect();
     let report = runtime.block_on(evaluate(&results, &spaces))?;
     Ok(NeighboursReport { failed, ..report })
 }
@@ -76,6 +77,7 @@ async fn evaluate(
             duration_s: 0.0,
             vectors: predictions
                 .iter()
+                .filter(|p| !p.embedding.is_empty())
                 .map(|p| SpaceVector { space: p.model.clone(), vector: p.embedding.clone(), label: String::new() })
                 .collect(),
         })

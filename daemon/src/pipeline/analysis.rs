@@ -12,6 +12,7 @@ use crate::pipeline::{
     AudioInput, BlockReader, Budget, Classifier, FeatureExtractor, PipelineError, SegmentOptions, SegmentStream,
     TrackPrediction,
 };
+use crate::pipeline::heads::Head;
 use crate::plugin_host::{PluginError, PluginRegistry};
 
 /// Segments sent to the plugins per call: large enough to amortise the call,
@@ -49,6 +50,8 @@ pub struct FeatureSummary {
 /// pass per track.
 pub struct Analyzer {
     groups: Vec<FeatureGroup>,
+    /// Heads, each run on its upstream model's track prediction.
+    heads: Vec<Head>,
     /// Whether the first group is the offline commands' summary group (no models need it).
     summary_group: bool,
 }
@@ -73,14 +76,14 @@ impl Analyzer {
             options,
             classifiers: Vec::new(),
         };
-        let mut analyzer = Analyzer { groups: vec![summary], summary_group: true };
+        let mut analyzer = Analyzer { groups: vec![summary], heads: Vec::new(), summary_group: true };
         analyzer.add_models(registry, catalog, options)?;
         Ok(analyzer)
     }
 
     /// Groups for the models only: what the daemon runs.
     pub fn for_models(registry: &PluginRegistry, catalog: &ModelCatalog) -> Result<Self, PluginError> {
-        let mut analyzer = Analyzer { groups: Vec::new(), summary_group: false };
+        let mut analyzer = Analyzer { groups: Vec::new(), heads: Vec::new(), summary_group: false };
         analyzer.add_models(registry, catalog, SegmentOptions::default())?;
         Ok(analyzer)
     }
@@ -91,8 +94,11 @@ impl Analyzer {
         catalog: &ModelCatalog,
         options: SegmentOptions,
     ) -> Result<(), PluginError> {
-        for spec in &catalog.models {
-            let features = &spec.folder.manifest.features;
+        for head in catalog.heads() {
+            self.heads.push(Head::new(head, registry)?);
+        }
+        for model in catalog.feature_models() {
+            let (spec, features) = (model.spec, model.features);
             let extractor = FeatureExtractor::new(registry, &features.plugin, &spec.folder.feature_params())?;
             let options = SegmentOptions { seconds: features.segment_seconds, padding: features.padding, ..options };
             let classifier = Classifier::new(spec, registry)?;
@@ -119,7 +125,11 @@ impl Analyzer {
         models: Option<&[String]>,
         budget: Budget,
     ) -> Result<Analysis, PipelineError> {
-        let wanted = |name: &str| models.is_none_or(|m| m.iter().any(|w| w == name));
+        let requested = |name: &str| models.is_none_or(|m| m.iter().any(|w| w == name));
+        // A head asked for needs its upstream model run, even when that was not asked for.
+        let upstreams: Vec<String> =
+            self.heads.iter().filter(|h| requested(h.name())).map(|h| h.upstream().to_string()).collect();
+        let wanted = |name: &str| requested(name) || upstreams.iter().any(|u| u == name);
         let mut predictions = Vec::new();
         let mut primary = None;
         for (index, group) in self.groups.iter_mut().enumerate() {
@@ -137,12 +147,23 @@ impl Analyzer {
             Some(primary) => primary.analysis,
             None => probe(input, budget)?, // no model asked for: still check the audio and measure it
         };
+        for head in self.heads.iter_mut().filter(|h| requested(h.name())) {
+            let Some(upstream) = predictions.iter().find(|p: &&TrackPrediction| p.model == head.upstream()) else {
+                continue;
+            };
+            let prediction = head
+                .predict(upstream)
+                .map_err(|source| PipelineError::Plugin { path: input.name().to_path_buf(), source })?;
+            predictions.push(prediction);
+        }
+        predictions.retain(|p| requested(&p.model));
         Ok(Analysis { predictions, ..primary })
     }
 
-    /// Names of the models this analyzer runs, in catalog order within each group.
+    /// Names of the models this analyzer runs, in catalog order within each group, then the heads.
     pub fn model_names(&self) -> Vec<String> {
-        self.groups.iter().flat_map(|g| g.classifiers.iter().map(|c| c.name().to_string())).collect()
+        let models = self.groups.iter().flat_map(|g| g.classifiers.iter().map(|c| c.name().to_string()));
+        models.chain(self.heads.iter().map(|h| h.name().to_string())).collect()
     }
 }
 

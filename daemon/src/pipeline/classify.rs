@@ -57,7 +57,8 @@ impl Classifier {
             kind: manifest.model.kind,
             labels: manifest.model.labels.clone(),
             embedding_size: manifest.model.embedding_size,
-            segment_seconds: manifest.features.segment_seconds,
+            // A head reads a whole track's embedding: its one segment is the track.
+            segment_seconds: manifest.features.as_ref().map_or(0.0, |f| f.segment_seconds),
             instance: spec.instantiate(registry)?,
         })
     }

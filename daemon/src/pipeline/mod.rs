@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod classify;
 pub mod decode;
 pub mod features;
+pub mod heads;
 pub mod input;
 pub mod resample;
 pub mod segment;

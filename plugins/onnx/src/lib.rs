@@ -69,11 +69,11 @@ impl Plugin for OnnxPlugin {
             "labels": manifest.model.labels,
             "embedding_size": manifest.model.embedding_size,
             "execution_provider": self.model.provider,
-            "features": {
-                "plugin": manifest.features.plugin,
+            "features": manifest.features.as_ref().map(|f| serde_json::json!({
+                "plugin": f.plugin,
                 "params": self.model.folder.feature_params(),
-                "segment_seconds": manifest.features.segment_seconds,
-            },
+                "segment_seconds": f.segment_seconds,
+            })),
         })
     }
 

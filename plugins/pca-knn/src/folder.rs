@@ -55,7 +55,8 @@ pub fn write_model_folder(model: &Model, dir: &Path, spec: &FolderSpec<'_>) -> R
         name: spec.name.to_string(),
         version: spec.version.to_string(),
         description: spec.description.to_string(),
-        features: spec.features.clone(),
+        features: Some(spec.features.clone()),
+        input: None,
         model: ModelSpec {
             // The daemon's catalogue takes a folder without a plugin for an ONNX model.
             plugin: Some(PLUGIN_NAME.to_string()),
@@ -102,8 +103,11 @@ pub fn load_model_folder(dir: &Path) -> Result<LoadedFolder, FolderError> {
             model.n_components()
         )));
     }
-    if manifest.features.plugin == "mel" {
-        if let Some(n_mels) = manifest.features.params.get("n_mels") {
+    let Some(features) = &manifest.features else {
+        return Err(invalid("model.toml has no [features]: pca-knn reads audio features, not another model".into()));
+    };
+    if features.plugin == "mel" {
+        if let Some(n_mels) = features.params.get("n_mels") {
             if n_mels.as_integer() != Some(model.n_features() as i64) {
                 return Err(invalid(format!(
                     "features.params.n_mels is {n_mels}, but {} was trained on {} mel bands",

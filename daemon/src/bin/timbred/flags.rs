@@ -84,7 +84,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: IndexAction,
     },
-    /// Train a model in Rust. Only pca-knn trains here; the neural models train in training/.
+    /// Train a model in Rust: pca-knn, or a head over another model's embedding. The neural
+    /// models train in training/.
     Train {
         #[command(subcommand)]
         model: TrainModel,
@@ -292,6 +293,45 @@ pub(crate) enum TrainModel {
         #[arg(long, default_value = "1.0.0")]
         version: String,
         /// Worker threads for feature extraction [default: all cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+    /// A head: standardise, then logistic regression or kNN (whichever scores better on
+    /// held-out tracks), over another model's embedding; labels from sub-folder names. Takes
+    /// seconds once the upstream model has analysed the files.
+    #[command(after_help = "\
+Example:
+  timbred train head --embedding musicnn-msd --data ../shared/data/gtzan-pool \\
+      --split plugins/models/split.tsv --out plugins/models/genre --name genre --folds 5")]
+    Head {
+        /// The model whose embedding the head reads (it must be loaded).
+        #[arg(long, value_name = "MODEL")]
+        embedding: String,
+        /// Labelled folder DIR/<label>/<file>.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Model folder to write (model.toml + head.json + CARD.md).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Train on a split file's train files and choose on its val files, never test
+        /// [default: hold out a fifth of each label's tracks to choose].
+        #[arg(long, value_name = "FILE")]
+        split: Option<PathBuf>,
+        /// The head's name, as predictions carry it [default: the --out folder's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Version written to model.toml.
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also estimate accuracy by k-fold cross-validation by track (shown and in the card).
+        #[arg(long, value_name = "K", default_value_t = 0)]
+        folds: usize,
+        /// Tracks at least this long are "whole tracks" in the cross-validation figures.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+        whole_track_seconds: f64,
+        /// Worker threads for the upstream analysis [default: all cores].
         #[arg(long, short)]
         jobs: Option<usize>,
     },

@@ -131,7 +131,13 @@ impl Offline {
 
     /// The models, with a warning for each folder that could not be loaded.
     fn catalog(&self) -> ModelCatalog {
-        let catalog = ModelCatalog::discover(&self.registry, &self.model_options);
+        self.catalog_of(&self.model_options.only.clone())
+    }
+
+    /// The catalogue with only the models named (every model when none are).
+    fn catalog_of(&self, only: &[String]) -> ModelCatalog {
+        let options = ModelOptions { only: only.to_vec(), ..self.model_options.clone() };
+        let catalog = ModelCatalog::discover(&self.registry, &options);
         for (dir, reason) in &catalog.refused {
             eprintln!("warning: model {} not loaded: {reason}", dir.display());
         }
@@ -215,7 +221,9 @@ fn evaluate_neighbours(offline: &Offline, data: &LabelledData, json: bool) -> an
 }
 
 fn train_model(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
-    let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs } = model;
+    let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs } = model else {
+        return train_head(offline, model);
+    };
     let options = timbre_pca_knn::TrainOptions {
         k: *k,
         weighted: *weighted,
@@ -244,6 +252,61 @@ fn train_model(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
     println!("{report}");
     println!("wrote {}", out.display());
     Ok(true)
+}
+
+fn train_head(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
+    let TrainModel::Head { embedding, data, out, split, name, version, seed, folds, whole_track_seconds, jobs } = model
+    else {
+        anyhow::bail!("not a head");
+    };
+    let name = match name {
+        Some(name) => name.clone(),
+        None => out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "head".into()),
+    };
+    // As typed, with the program called by its name rather than wherever this binary is.
+    let command = std::iter::once("timbred".to_string())
+        .chain(std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a }))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let request = timbre_daemon::offline::head::HeadRequest {
+        data_dir: data.clone(),
+        out_dir: out.clone(),
+        embedding: embedding.clone(),
+        split: split.clone(),
+        name,
+        version: version.clone(),
+        seed: *seed,
+        folds: *folds,
+        whole_track_seconds: *whole_track_seconds,
+        jobs: jobs.unwrap_or(offline.all_cores),
+        command,
+    };
+    let catalog = offline.catalog_of(&[embedding.clone()]);
+    let outcome = timbre_daemon::offline::head::train_head(&offline.registry, &catalog, &request, progress("train head"))?;
+    print_failures(&outcome.failed);
+    let report = &outcome.report;
+    let chosen = &report.candidates[report.chosen];
+    println!(
+        "{} tracks; upstream analysis {:.1} s, training {:.2} s; chose {} (held-out accuracy {:.1} %)",
+        outcome.tracks,
+        outcome.analyse_seconds,
+        outcome.train_seconds,
+        report.classifier,
+        100.0 * chosen.accuracy
+    );
+    if let Some(cv) = &outcome.cross_validation {
+        println!(
+            "{}-fold cross-validation: {:.1} % of {} tracks, {:.1} % of {} whole tracks (>= {} s)",
+            cv.folds,
+            100.0 * cv.accuracy,
+            cv.tracks,
+            100.0 * cv.whole_track_accuracy,
+            cv.whole_tracks,
+            cv.whole_track_seconds
+        );
+    }
+    println!("wrote {}", out.display());
+    Ok(outcome.failed.is_empty())
 }
 
 fn print_split(data: &std::path::Path, test: f64, validation: f64, seed: u64) -> anyhow::Result<bool> {

@@ -93,6 +93,10 @@ pub(crate) fn print_eval(report: &eval::EvalReport) {
             m.segment_accuracy * 100.0
         );
     }
+    if !report.ensemble_weights.is_empty() {
+        let weights: Vec<String> = report.ensemble_weights.iter().map(|(m, w)| format!("{m} {w:.2}")).collect();
+        println!("ensemble weights: {}", weights.join(", "));
+    }
     for m in &report.models {
         println!("\n{} (track level)", m.model);
         println!("  {:<10} {:>9} {:>7} {:>6} {:>7}", "class", "precision", "recall", "f1", "tracks");

@@ -223,6 +223,12 @@ fn an_installed_timbred_finds_the_models_in_share_timbre_models() {
     let found = listing["models"].as_array().expect("models").iter().find(|m| m["name"] == "installed-tiny");
     let found = found.unwrap_or_else(|| panic!("installed-tiny not listed: {listing}"));
     assert!(found["dir"].as_str().expect("dir").contains("share/timbre/models"), "{found}");
+    // Its installed models only, not those of the source tree it was built from.
+    let prefix = prefix.path().display().to_string();
+    for model in listing["models"].as_array().expect("models") {
+        assert!(model["dir"].as_str().expect("dir").starts_with(&prefix), "not an installed model: {model}");
+    }
+    assert_eq!(listing["refused_models"], serde_json::json!([]), "{listing}");
 }
 
 fn musicnn_dir() -> PathBuf {

@@ -8,6 +8,7 @@ mod classify;
 mod cli;
 mod client;
 mod decode;
+mod examples;
 mod hostile;
 mod library;
 mod live;

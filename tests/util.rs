@@ -131,9 +131,8 @@ impl Daemon {
                 panic!("timbred exited before serving:\n{}", log.lock().expect("log"));
             };
             log.lock().expect("log").push_str(&format!("{line}\n"));
-            if let Some(rest) = line.strip_prefix("timbred: serving timbre.v1 on ") {
-                let scheme = if rest.contains("TLS on") { "https" } else { "http" };
-                break format!("{scheme}://{}", rest.split_whitespace().next().expect("address"));
+            if let Some(url) = timbre_daemon::serve::served_url(&line) {
+                break url;
             }
         };
         // Keep draining stderr so the daemon never blocks on a full pipe.

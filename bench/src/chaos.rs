@@ -145,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let at = spawned.elapsed().as_secs_f64();
         let log = daemon.kill()?;
-        let serving = log.lines().any(|l| l.starts_with("timbred: serving"));
+        let serving = log.lines().any(|l| l.starts_with(timbre_daemon::serve::SERVING_LINE));
         let snapshot = Snapshot::read(&database)?;
         analysed = snapshot.analysed();
         let phase = match (serving, analysed == n) {

@@ -21,7 +21,6 @@ use tonic::transport::Channel;
 /// The shipped models read 22050 Hz audio in 3 s segments.
 pub const RATE: u32 = 22050;
 pub const CLIP_SECONDS: usize = 3;
-const SERVING: &str = "timbred: serving timbre.v1 on ";
 
 pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -252,7 +251,7 @@ pub struct Daemon {
     /// When the "serving" line was read (start-up is over, the catch-up scan begins), and the
     /// daemon's CPU time then.
     serving: Option<(Instant, f64)>,
-    /// The address from the "serving" line, sent by the drain thread.
+    /// The URL from the "serving" line, sent by the drain thread.
     served: mpsc::Receiver<String>,
     log: Arc<Mutex<String>>,
     drain: Option<std::thread::JoinHandle<()>>,
@@ -284,8 +283,8 @@ impl Daemon {
         let sink = log.clone();
         let drain = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix(SERVING) {
-                    let _ = tell.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                if let Some(url) = timbre_daemon::serve::served_url(&line) {
+                    let _ = tell.send(url);
                 }
                 sink.lock().expect("log").push_str(&format!("{}\n", strip_ansi(&line)));
             }
@@ -295,15 +294,15 @@ impl Daemon {
 
     /// Wait for the "serving" line; an error if the daemon exits first or `limit` passes.
     pub fn wait_serving(&mut self, limit: Duration) -> anyhow::Result<()> {
-        let addr = match self.served.recv_timeout(limit) {
-            Ok(addr) => addr,
+        let url = match self.served.recv_timeout(limit) {
+            Ok(url) => url,
             Err(mpsc::RecvTimeoutError::Timeout) => bail!("timbred did not serve within {limit:?}:\n{}", self.log()),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = self.child.wait()?;
                 bail!("timbred exited ({status}) before serving:\n{}", self.log());
             }
         };
-        self.addr = format!("http://{addr}");
+        self.addr = url;
         self.serving = Some((Instant::now(), cpu_seconds(&self.pid().to_string())?));
         Ok(())
     }

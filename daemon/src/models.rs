@@ -3,8 +3,22 @@
 //!
 //! Search order for folders: `TIMBRE_MODEL_PATH` (colon-separated), then `--model-path`
 //! (`models.paths`), then the installed models: `models/` next to the binary and
-//! `$prefix/share/timbre/models` for a binary in `$prefix/bin`; last, for a binary run from
-//! its build, the `plugins/models/` of the source tree it was built from (when it exists).
+//! `$prefix/share/timbre/models` for a binary in `$prefix/bin`. Only when neither installed
+//! folder exists (a binary run from its build), the `plugins/models/` of the source tree it
+//! was built from, when that still exists.
+//!
+//! The classifier plugin named by a model's `[model] plugin` is configured from the host
+//! settings below, each given when the plugin lists it under `config` in its metadata (a
+//! plugin that lists nothing gets `model_dir` alone):
+//!
+//! | key | value |
+//! |-----|-------|
+//! | `model_dir` | the model folder (always given) |
+//! | `runtime_library` | ONNX Runtime's shared library, see [`resolve_onnxruntime`]; a model whose plugin asks for it is refused when it is not found |
+//! | `execution_provider` | `--execution-provider` (`auto`, `cpu`, `cuda`) |
+//! | `intra_threads` | threads per model instance |
+//!
+//! Keys the plugin lists that the host does not know are left to the plugin's own defaults.
 
 use std::path::{Path, PathBuf};
 
@@ -192,19 +206,35 @@ fn open_model(
     if !options.only.is_empty() && !options.only.contains(&folder.manifest.name) {
         return Ok(None); // not asked for: not instantiated either
     }
-    let plugin_config = match folder.plugin() {
-        "onnx" => serde_json::json!({
-            "model_dir": dir,
-            "runtime_library": runtime.as_ref().map_err(Clone::clone)?,
-            "execution_provider": options.execution_provider,
-            "intra_threads": options.intra_threads,
-        }),
-        _ => serde_json::json!({ "model_dir": dir }),
-    };
+    let declared = registry.get(PluginKind::Classifier, folder.plugin()).ok().map(|p| p.metadata.clone());
+    let plugin_config = plugin_config(declared.as_ref(), dir, runtime, options)?;
     let spec = ModelSpec { folder, plugin_config, info: serde_json::Value::Null };
     // One instance now, so a broken model is refused at start-up rather than per file.
     let instance = spec.instantiate(registry).map_err(|e| e.to_string())?;
     Ok(Some(ModelSpec { info: instance.info().clone(), ..spec }))
+}
+
+/// The host settings a classifier plugin asks for in its metadata's `config` (see the module
+/// documentation); `model_dir` always.
+fn plugin_config(
+    metadata: Option<&serde_json::Value>,
+    dir: &Path,
+    runtime: &Result<PathBuf, String>,
+    options: &ModelOptions,
+) -> Result<serde_json::Value, String> {
+    let mut config = serde_json::Map::new();
+    config.insert("model_dir".into(), serde_json::json!(dir));
+    let declared = metadata.and_then(|m| m.get("config")).and_then(|c| c.as_object());
+    for key in declared.into_iter().flat_map(|c| c.keys()) {
+        let value = match key.as_str() {
+            "runtime_library" => serde_json::json!(runtime.as_ref().map_err(Clone::clone)?),
+            "execution_provider" => serde_json::json!(options.execution_provider),
+            "intra_threads" => serde_json::json!(options.intra_threads),
+            _ => continue,
+        };
+        config.insert(key.clone(), value);
+    }
+    Ok(serde_json::Value::Object(config))
 }
 
 fn search_path(configured: &[PathBuf]) -> Vec<PathBuf> {
@@ -212,12 +242,14 @@ fn search_path(configured: &[PathBuf]) -> Vec<PathBuf> {
         .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
         .unwrap_or_default();
     paths.extend(configured.iter().cloned());
-    paths.extend(installed_model_dirs());
+    let installed = installed_model_dirs();
     // A development convenience: `cargo run` and the tests find the shipped models in place.
+    // An installed binary uses its installed models only, even where its build tree remains.
     let source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/models");
-    if source_tree.is_dir() && !paths.contains(&source_tree) {
+    if installed.is_empty() && source_tree.is_dir() && !paths.contains(&source_tree) {
         paths.push(source_tree);
     }
+    paths.extend(installed);
     paths
 }
 
@@ -232,6 +264,17 @@ pub fn installed_model_dirs() -> Vec<PathBuf> {
         dirs.push(prefix.join("share/timbre/models"));
     }
     dirs.into_iter().filter(|dir| dir.is_dir()).collect()
+}
+
+/// `libonnxruntime.so` installed with the binary, if there is one.
+fn installed_onnxruntime() -> Option<PathBuf> {
+    let bin = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let mut candidates = vec![bin.join("libonnxruntime.so")];
+    if let Some(prefix) = bin.parent() {
+        candidates.push(prefix.join("lib/timbre/libonnxruntime.so"));
+        candidates.push(prefix.join("lib/libonnxruntime.so"));
+    }
+    candidates.into_iter().find(|path| path.is_file())
 }
 
 /// Every folder holding a `model.toml`, one level deep, in a stable order.
@@ -252,15 +295,17 @@ fn model_folders(paths: &[PathBuf]) -> Vec<PathBuf> {
     found
 }
 
-/// Where `libonnxruntime.so` is: the flag, `ORT_DYLIB_PATH`, then the project-local
-/// `.onnxruntime/` that `scripts/onnxruntime` fills.
+/// Where `libonnxruntime.so` is: the flag, `ORT_DYLIB_PATH`, then an installed one (beside
+/// the binary, or `$prefix/lib/timbre/` or `$prefix/lib/` for a binary in `$prefix/bin`),
+/// last the project-local `.onnxruntime/` of the source tree that `scripts/onnxruntime` fills.
 pub fn resolve_onnxruntime(configured: Option<&Path>) -> Result<PathBuf, String> {
     let from_env = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.onnxruntime/libonnxruntime.so");
-    let (path, source) = match (configured, from_env) {
-        (Some(path), _) => (path.to_path_buf(), "--onnxruntime"),
-        (None, Some(path)) => (path, "ORT_DYLIB_PATH"),
-        (None, None) => (local, "the project-local .onnxruntime/"),
+    let (path, source) = match (configured, from_env, installed_onnxruntime()) {
+        (Some(path), _, _) => (path.to_path_buf(), "--onnxruntime"),
+        (None, Some(path), _) => (path, "ORT_DYLIB_PATH"),
+        (None, None, Some(path)) => (path, "the installed library"),
+        (None, None, None) => (local, "the project-local .onnxruntime/"),
     };
     if path.is_file() {
         Ok(path)
@@ -270,5 +315,35 @@ pub fn resolve_onnxruntime(configured: Option<&Path>) -> Result<PathBuf, String>
              or --onnxruntime at a libonnxruntime.so",
             path.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_classifier_plugin_gets_the_host_settings_its_metadata_lists_and_model_dir_always() {
+        let options = ModelOptions { execution_provider: "cpu".into(), intra_threads: 3, ..ModelOptions::default() };
+        let dir = Path::new("/models/cnn");
+        let runtime: Result<PathBuf, String> = Ok(PathBuf::from("/lib/libonnxruntime.so"));
+        let onnx_like = json!({ "config": {
+            "model_dir": "required", "runtime_library": "required", "execution_provider": "auto|cpu|cuda",
+            "intra_threads": 1, "its_own_knob": 7,
+        }});
+        assert_eq!(
+            plugin_config(Some(&onnx_like), dir, &runtime, &options),
+            Ok(json!({ "model_dir": dir, "runtime_library": "/lib/libonnxruntime.so", "execution_provider": "cpu",
+                       "intra_threads": 3 })),
+            "the plugin's own keys are left to its defaults"
+        );
+        let model_dir_only = json!({ "config": { "model_dir": "required" } });
+        assert_eq!(plugin_config(Some(&model_dir_only), dir, &runtime, &options), Ok(json!({ "model_dir": dir })));
+        assert_eq!(plugin_config(Some(&json!({})), dir, &runtime, &options), Ok(json!({ "model_dir": dir })));
+        assert_eq!(plugin_config(None, dir, &runtime, &options), Ok(json!({ "model_dir": dir })));
+        let missing: Result<PathBuf, String> = Err("ONNX Runtime was not found".into());
+        assert_eq!(plugin_config(Some(&onnx_like), dir, &missing, &options), Err("ONNX Runtime was not found".into()));
+        assert_eq!(plugin_config(Some(&model_dir_only), dir, &missing, &options), Ok(json!({ "model_dir": dir })));
     }
 }

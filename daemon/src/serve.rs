@@ -26,6 +26,18 @@ pub enum ServeError {
     Lock(#[from] crate::library::lock::LockError),
 }
 
+/// How the line `timbred serve` writes to stderr once it serves begins; the address follows.
+pub const SERVING_LINE: &str = "timbred: serving timbre.v1 on ";
+
+/// The URL to connect to, from a line of `timbred serve`'s stderr: `https://ADDRESS` when it
+/// serves TLS, `http://ADDRESS` otherwise; `None` for any other line.
+pub fn served_url(line: &str) -> Option<String> {
+    let rest = line.strip_prefix(SERVING_LINE)?;
+    let address = rest.split_whitespace().next()?;
+    let scheme = if rest.contains("TLS on") { "https" } else { "http" };
+    Some(format!("{scheme}://{address}"))
+}
+
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
     let mut signals = ShutdownSignals::install()?;
@@ -38,9 +50,10 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let engine = Engine::start(settings).await?;
     let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
     let roots: Vec<String> = engine.scanner().roots().iter().map(|r| r.display().to_string()).collect();
-    // Tests and supervisors read this line to learn the port when the address ends in :0.
+    // Tests and supervisors read this line to learn the port when the address ends in :0
+    // ([`served_url`] reads it back).
     eprintln!(
-        "timbred: serving timbre.v1 on {local} ({}; plugins: {plugins}; models: {}; library: {})",
+        "{SERVING_LINE}{local} ({}; plugins: {plugins}; models: {}; library: {})",
         security.describe(),
         engine.model_names().join(", "),
         if roots.is_empty() { "no roots".to_string() } else { roots.join(", ") }
@@ -91,5 +104,20 @@ impl ShutdownSignals {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serving_line_gives_the_url_to_connect_to() {
+        let line =
+            format!("{SERVING_LINE}127.0.0.1:4711 (plaintext on loopback; plugins: mel; models: cnn; library: /m)");
+        assert_eq!(served_url(&line).as_deref(), Some("http://127.0.0.1:4711"));
+        let tls = format!("{SERVING_LINE}[::]:50051 (TLS on every interface; plugins: ; models: ; library: no roots)");
+        assert_eq!(served_url(&tls).as_deref(), Some("https://[::]:50051"));
+        assert_eq!(served_url("timbred: loaded model cnn"), None);
     }
 }

@@ -241,8 +241,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn interactive_work_is_taken_before_background_work() {
-        fakes::close_gate("priority");
         let pool = pool(gated("priority"), 1, 8);
+        // Declared after the pool, so dropped before it: a failed assert opens the gate.
+        let gate = fakes::ClosedGate::new("priority");
         let done = Arc::new(Mutex::new(Vec::new()));
         submit(&pool, "busy", Priority::Background, &done); // holds the one worker at the gate
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -251,7 +252,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         submit(&pool, "classify", Priority::Interactive, &done);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        fakes::open_gate("priority");
+        gate.open();
         for _ in 0..200 {
             if done.lock().expect("lock").len() == 4 {
                 break;
@@ -265,9 +266,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_makes_the_next_submitter_wait() {
-        fakes::close_gate("pressure");
         // One worker and room for one more job: the third waits for a permit.
         let pool = pool(gated("pressure"), 1, 1);
+        // Declared after the pool, so dropped before it: a failed assert opens the gate.
+        let gate = fakes::ClosedGate::new("pressure");
         let done = Arc::new(Mutex::new(Vec::new()));
         submit(&pool, "running", Priority::Background, &done);
         submit(&pool, "queued", Priority::Background, &done);
@@ -276,7 +278,7 @@ mod tests {
         let waited = tokio::time::timeout(Duration::from_millis(200), third).await;
         assert!(waited.is_err(), "the third job is held back while the queue is full");
         assert_eq!(pool.background_permits.available_permits(), 0);
-        fakes::open_gate("pressure");
+        gate.open();
         pool.analyze(fakes::tone(0.1, 1.0), None, Priority::Background, None).await.expect("room again");
     }
 }

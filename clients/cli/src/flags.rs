@@ -177,16 +177,8 @@ pub struct GenerateArgs {
     pub what: Generated,
 }
 
-/// The shells clap_complete knows, and the man page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Generated {
-    Bash,
-    Zsh,
-    Fish,
-    Elvish,
-    Powershell,
-    Man,
-}
+/// The shells clap_complete knows, and the man page (shared with `timbred generate`).
+pub use timbre_generate::Generated;
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {

@@ -1,53 +1,23 @@
 //! `generate`: shell completions and the man page, from the clap definitions themselves, so
-//! they never drift from the flags. `timbred generate` uses the same function.
+//! they never drift from the flags. The code is the `timbre-generate` crate, which
+//! `timbred generate` uses too.
 
-use std::io::Write;
-
-use clap::CommandFactory;
-use clap_complete::Shell;
-
-use crate::flags::Generated;
-
-/// Prints `what` for the command line `C`, whose program is `name`.
-pub fn write<C: CommandFactory>(what: Generated, name: &str, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut command = C::command();
-    let shell = match what {
-        Generated::Man => return clap_mangen::Man::new(command).render(out),
-        Generated::Bash => Shell::Bash,
-        Generated::Zsh => Shell::Zsh,
-        Generated::Fish => Shell::Fish,
-        Generated::Elvish => Shell::Elvish,
-        Generated::Powershell => Shell::PowerShell,
-    };
-    clap_complete::generate(shell, &mut command, name, out);
-    Ok(())
-}
+pub use timbre_generate::{write, Generated};
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::Cli;
+    use timbre_generate::{generated, unnamed_subcommands, Generated};
 
-    fn generated(what: Generated) -> String {
-        let mut out = Vec::new();
-        write::<Cli>(what, "timbre", &mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use crate::Cli;
 
     #[test]
     fn completions_and_man_page_name_every_subcommand() {
-        let subcommands: Vec<String> =
-            Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).filter(|n| n != "help").collect();
-        assert!(subcommands.len() >= 10, "{subcommands:?}");
-        let bash = generated(Generated::Bash);
-        let fish = generated(Generated::Fish);
-        let man = generated(Generated::Man);
-        assert!(man.starts_with(".ie") || man.contains(".TH timbre 1"), "roff: {}", &man[..200.min(man.len())]);
-        for name in &subcommands {
-            assert!(bash.contains(name), "bash lacks {name}");
-            assert!(fish.contains(name), "fish lacks {name}");
-            assert!(man.contains(name), "man page lacks {name}");
-        }
+        use clap::CommandFactory;
+        assert!(Cli::command().get_subcommands().count() >= 10);
+        assert_eq!(unnamed_subcommands::<Cli>("timbre"), vec![]);
+        let man = generated::<Cli>(Generated::Man, "timbre");
+        assert!(man.contains(".TH timbre"), "roff: {}", &man[..200.min(man.len())]);
+        let (bash, fish) = (generated::<Cli>(Generated::Bash, "timbre"), generated::<Cli>(Generated::Fish, "timbre"));
         assert!(bash.contains("--m3u-relative") && fish.contains("m3u-relative"));
     }
 }

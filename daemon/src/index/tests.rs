@@ -532,7 +532,12 @@ fn killed_mid_write_leaves_a_usable_snapshot() {
     assert!(killed_mid_write >= 2, "the writer was killed while writing {killed_mid_write} times");
 }
 
-fn library_prediction(model: &str, labels: &[&str], probabilities: Vec<f32>, embedding: Vec<f32>) -> StoredPrediction {
+pub(crate) fn library_prediction(
+    model: &str,
+    labels: &[&str],
+    probabilities: Vec<f32>,
+    embedding: Vec<f32>,
+) -> StoredPrediction {
     StoredPrediction {
         version: ModelVersion { model: model.into(), model_version: "1".into(), feature_version: "mel".into() },
         labels: labels.iter().map(|l| l.to_string()).collect(),

@@ -554,6 +554,11 @@ mod tests {
 
     /// A mono 16-bit WAV: one second of a quiet tone.
     fn write_tone_wav(path: &Path) {
+        write_wav(path, 0.05);
+    }
+
+    /// A mono 16-bit WAV: one second of a quiet tone whose pitch (and so content) is `step`.
+    fn write_wav(path: &Path, step: f32) {
         let (rate, frames) = (22050u32, 22050u32);
         let mut bytes = Vec::with_capacity(44 + 2 * frames as usize);
         bytes.extend_from_slice(b"RIFF");
@@ -563,13 +568,15 @@ mod tests {
         for field in [16u32.to_le_bytes().as_slice(), &1u16.to_le_bytes(), &1u16.to_le_bytes()] {
             bytes.extend_from_slice(field);
         }
-        for field in [rate.to_le_bytes().as_slice(), &(2 * rate).to_le_bytes(), &2u16.to_le_bytes(), &16u16.to_le_bytes()] {
+        for field in
+            [rate.to_le_bytes().as_slice(), &(2 * rate).to_le_bytes(), &2u16.to_le_bytes(), &16u16.to_le_bytes()]
+        {
             bytes.extend_from_slice(field);
         }
         bytes.extend_from_slice(b"data");
         bytes.extend_from_slice(&(2 * frames).to_le_bytes());
         for i in 0..frames {
-            bytes.extend_from_slice(&(((i as f32 * 0.05).sin() * 8000.0) as i16).to_le_bytes());
+            bytes.extend_from_slice(&(((i as f32 * step).sin() * 8000.0) as i16).to_le_bytes());
         }
         std::fs::write(path, bytes).expect("write the WAV");
     }
@@ -626,5 +633,205 @@ mod tests {
         let failed = store.track(broken_id).expect("read").expect("present");
         assert!(failed.error.contains("broken.wav"), "{}", failed.error);
         scanner.stop();
+    }
+
+    /// A library folder scanned with the fake plugins: models `a` and `b`, no ONNX Runtime.
+    struct Library {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        store: Arc<Store>,
+        pool: Arc<WorkerPool>,
+        changes: crate::library::ChangeReceiver,
+        sender: ChangeSender,
+    }
+
+    /// Versions of models `a` and `b` as a scanner knows them.
+    fn versions(b: &str) -> Vec<ModelVersion> {
+        let version = |model: &str, v: &str| ModelVersion {
+            model: model.into(),
+            model_version: v.into(),
+            feature_version: "fake-features 1.0.0".into(),
+        };
+        vec![version("a", "1.0.0"), version("b", b)]
+    }
+
+    fn library() -> Library {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("music")).expect("mkdir");
+        let root = dir.path().join("music").canonicalize().expect("canonical root");
+        let store = Arc::new(Store::open(&dir.path().join("library.sqlite3")).expect("open"));
+        let pool = WorkerPool::start(
+            crate::plugin_host::fakes::registry(),
+            crate::plugin_host::fakes::catalog(&["a", "b"]),
+            1,
+            4,
+        )
+        .expect("a pool of fakes");
+        let (sender, changes) = crate::library::changes::change_queue(64);
+        Library { _dir: dir, root, store, pool: Arc::new(pool), changes, sender }
+    }
+
+    impl Library {
+        /// One scan of the whole root by a scanner that knows these model versions.
+        async fn scan(&self, versions: Vec<ModelVersion>) -> ScanProgress {
+            let scanner = Scanner::new(
+                self.store.clone(),
+                self.pool.clone(),
+                versions,
+                vec![self.root.clone()],
+                vec!["wav".into()],
+                self.sender.clone(),
+            );
+            let (progress, _receiver) = watch::channel(ScanProgress::default());
+            let scanned = Arc::new(scanner).scan(Vec::new(), false, progress).await.expect("scan");
+            // Stored timestamps are in milliseconds: the next scan's are told apart.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            scanned
+        }
+
+        fn tracks(&self) -> Vec<TrackRecord> {
+            self.store.list(&Default::default(), 0, 1000).expect("list").0
+        }
+
+        fn track_at(&self, file: &Path) -> TrackRecord {
+            self.store.track_by_path(file.to_str().expect("UTF-8")).expect("read").expect("a row for the file")
+        }
+
+        /// Changes announced since the last call.
+        fn announced(&mut self) -> Vec<LibraryChange> {
+            std::iter::from_fn(|| self.changes.try_recv()).collect()
+        }
+    }
+
+    /// `(model, model version, analysed at)` of each stored prediction, by model.
+    fn analyses(track: &TrackRecord) -> Vec<(String, String, i64)> {
+        let mut found: Vec<_> = track
+            .predictions
+            .iter()
+            .map(|p| (p.version.model.clone(), p.version.model_version.clone(), p.analysed_at_ms))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_file_is_analysed_by_every_model_and_announced() {
+        let mut lib = library();
+        let file = lib.root.join("new.wav");
+        write_wav(&file, 0.05);
+        let scanned = lib.scan(versions("1.0.0")).await;
+        assert_eq!((scanned.done, scanned.analysed, scanned.failed, scanned.total), (1, 1, 0, 1));
+        let track = lib.track_at(&file);
+        assert_eq!(track.state, TrackState::Analysed);
+        assert_eq!(track.content_hash, timbre_model_manifest::sha256_file(&file).expect("hash"));
+        let models: Vec<String> = analyses(&track).into_iter().map(|(m, v, _)| format!("{m} {v}")).collect();
+        assert_eq!(models, ["a 1.0.0", "b 1.0.0"]);
+        assert!((track.duration_s - 1.0).abs() < 0.01, "{}", track.duration_s);
+        assert!(lib.announced().contains(&LibraryChange::Changed(track.id)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unchanged_file_is_skipped_even_when_only_its_mtime_changed() {
+        let mut lib = library();
+        let file = lib.root.join("same.wav");
+        write_wav(&file, 0.05);
+        lib.scan(versions("1.0.0")).await;
+        let before = lib.track_at(&file);
+        lib.announced();
+
+        let again = lib.scan(versions("1.0.0")).await;
+        assert_eq!((again.done, again.analysed), (1, 0), "same size and mtime: skipped");
+        // Touched: a new mtime, the same bytes; the digest says it is the same file.
+        let later = std::time::SystemTime::now() + Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&file).expect("open").set_modified(later).expect("touch");
+        let touched = lib.scan(versions("1.0.0")).await;
+        assert_eq!((touched.done, touched.analysed), (1, 0), "same content: skipped");
+        let after = lib.track_at(&file);
+        assert_eq!((after.id, analyses(&after)), (before.id, analyses(&before)), "nothing re-analysed");
+        assert_eq!(after.stat, FileStat::of(&std::fs::metadata(&file).expect("stat")), "the new mtime is stored");
+        assert!(lib.announced().is_empty(), "nothing to tell the index");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_moved_file_is_recognised_by_its_content_and_keeps_its_track_and_analysis() {
+        let mut lib = library();
+        let (from, to) = (lib.root.join("old.wav"), lib.root.join("sub/new name.wav"));
+        write_wav(&from, 0.05);
+        lib.scan(versions("1.0.0")).await;
+        let before = lib.track_at(&from);
+        lib.announced();
+
+        std::fs::create_dir(lib.root.join("sub")).expect("mkdir");
+        std::fs::rename(&from, &to).expect("move");
+        let scanned = lib.scan(versions("1.0.0")).await;
+        assert_eq!(scanned.analysed, 0, "a move is not analysed again");
+        let tracks = lib.tracks();
+        assert_eq!(tracks.len(), 1, "one row, not a new one and a removed one");
+        let after = lib.track_at(&to);
+        assert_eq!((after.id, analyses(&after)), (before.id, analyses(&before)));
+        assert_eq!(lib.announced(), [LibraryChange::Changed(before.id)]);
+    }
+
+    /// The code's promise for a copy: a second row, whose analysis is copied from the
+    /// first (same content, current versions) rather than computed again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_gets_its_own_row_with_the_analysis_of_the_original() {
+        let mut lib = library();
+        let (original, copy) = (lib.root.join("a.wav"), lib.root.join("b copy.wav"));
+        write_wav(&original, 0.05);
+        lib.scan(versions("1.0.0")).await;
+        lib.announced();
+
+        std::fs::copy(&original, &copy).expect("copy");
+        let scanned = lib.scan(versions("1.0.0")).await;
+        assert_eq!((scanned.done, scanned.analysed), (2, 0), "the copy is not analysed again");
+        let (first, second) = (lib.track_at(&original), lib.track_at(&copy));
+        assert_ne!(first.id, second.id, "a second row");
+        assert_eq!(second.state, TrackState::Analysed);
+        assert_eq!(second.content_hash, first.content_hash);
+        assert_eq!(second.duration_s, first.duration_s);
+        let strip = |t: &TrackRecord| -> Vec<_> {
+            t.predictions.iter().map(|p| (p.version.clone(), p.probabilities.clone(), p.embedding.clone())).collect()
+        };
+        assert_eq!(strip(&second), strip(&first), "the original's predictions");
+        assert_eq!(lib.announced(), [LibraryChange::Changed(second.id)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deleted_file_loses_its_track_and_the_index_is_told() {
+        let mut lib = library();
+        let (kept, deleted) = (lib.root.join("kept.wav"), lib.root.join("deleted.wav"));
+        write_wav(&kept, 0.05);
+        write_wav(&deleted, 0.07);
+        lib.scan(versions("1.0.0")).await;
+        let gone = lib.track_at(&deleted).id;
+        lib.announced();
+
+        std::fs::remove_file(&deleted).expect("delete");
+        let scanned = lib.scan(versions("1.0.0")).await;
+        assert_eq!((scanned.total, scanned.analysed), (1, 0));
+        let paths: Vec<String> = lib.tracks().into_iter().map(|t| t.path).collect();
+        assert_eq!(paths, [kept.display().to_string()]);
+        assert!(lib.store.track(gone).expect("read").is_none());
+        assert_eq!(lib.announced(), [LibraryChange::Removed(gone)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_model_version_bump_re_runs_that_model_only() {
+        let mut lib = library();
+        let file = lib.root.join("track.wav");
+        write_wav(&file, 0.05);
+        lib.scan(versions("1.0.0")).await;
+        let before = analyses(&lib.track_at(&file));
+        lib.announced();
+
+        let scanned = lib.scan(versions("2.0.0")).await;
+        assert_eq!(scanned.analysed, 1);
+        let track = lib.track_at(&file);
+        let after = analyses(&track);
+        assert_eq!(after[0], before[0], "model a is current: its prediction is untouched");
+        assert_eq!(after[1].1, "2.0.0", "model b was re-run at its new version");
+        assert!(after[1].2 > before[1].2, "{after:?} after {before:?}");
+        assert_eq!(lib.announced(), [LibraryChange::Changed(track.id)]);
     }
 }

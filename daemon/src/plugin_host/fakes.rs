@@ -30,6 +30,27 @@ pub fn open_gate(name: &str) {
     CLOSED.lock().unwrap_or_else(|p| p.into_inner()).retain(|g| g != name);
 }
 
+/// A gate closed while this value lives: opened when it is dropped, so a test whose assert
+/// fails (and unwinds) does not leave workers waiting at the gate for ever.
+#[must_use = "the gate opens again when this is dropped"]
+pub struct ClosedGate(String);
+
+impl ClosedGate {
+    pub fn new(name: &str) -> Self {
+        close_gate(name);
+        ClosedGate(name.to_string())
+    }
+
+    /// Open it now.
+    pub fn open(self) {}
+}
+
+impl Drop for ClosedGate {
+    fn drop(&mut self) {
+        open_gate(&self.0);
+    }
+}
+
 pub struct FakeFeatures {
     gate: Option<String>,
 }

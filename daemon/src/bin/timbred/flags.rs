@@ -135,6 +135,19 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print shell completions or the man page, generated from these definitions (for
+    /// packagers; loads no plugin and no model).
+    #[command(after_help = "\
+Examples:
+  timbred generate bash > /usr/share/bash-completion/completions/timbred
+  timbred generate zsh > /usr/share/zsh/vendor-completions/_timbred
+  timbred generate fish > ~/.config/fish/completions/timbred.fish
+  timbred generate man > /usr/share/man/man1/timbred.1")]
+    Generate {
+        /// What to print.
+        #[arg(value_enum)]
+        what: timbre_generate::Generated,
+    },
 }
 
 /// A labelled folder to evaluate on, optionally one subset of a split.

@@ -72,6 +72,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Train { model } => train_model(&Offline::new(&cli), model),
         Command::Split { data, test, validation, seed } => print_split(data, *test, *validation, *seed),
         Command::Plugins { json } => list_plugins(&Offline::new(&cli), *json),
+        Command::Generate { what } => {
+            let mut out = std::io::stdout().lock();
+            timbre_generate::write::<Cli>(*what, "timbred", &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(true)
+        }
     }
 }
 
@@ -409,7 +415,8 @@ mod tests {
         use tracing::Level;
         use tracing_subscriber::layer::SubscriberExt as _;
         for (verbose, daemon) in [(0, false), (1, false), (0, true)] {
-            let subscriber = tracing_subscriber::registry().with(tracing_subscriber::EnvFilter::new(log_filter(verbose, daemon)));
+            let subscriber =
+                tracing_subscriber::registry().with(tracing_subscriber::EnvFilter::new(log_filter(verbose, daemon)));
             tracing::subscriber::with_default(subscriber, || {
                 let quiet = [
                     tracing::enabled!(target: "symphonia_core::formats::probe", Level::ERROR),
@@ -423,5 +430,25 @@ mod tests {
                 assert!(tracing::enabled!(target: "timbre_daemon::pipeline::decode", Level::WARN));
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod generate_tests {
+    use clap::CommandFactory;
+    use timbre_generate::{generated, unnamed_subcommands, Generated};
+
+    use super::Cli;
+
+    #[test]
+    fn completions_and_man_page_name_every_subcommand() {
+        let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+        assert!(names.len() >= 10 && names.iter().any(|n| n == "generate"), "{names:?}");
+        assert_eq!(unnamed_subcommands::<Cli>("timbred"), vec![]);
+        let man = generated::<Cli>(Generated::Man, "timbred");
+        assert!(man.contains(".TH timbred"), "roff: {}", &man[..200.min(man.len())]);
+        // Nested subcommands and global flags are in the completions too.
+        let bash = generated::<Cli>(Generated::Bash, "timbred");
+        assert!(bash.contains("rebuild") && bash.contains("pca-knn") && bash.contains("--plugin-path"));
     }
 }

@@ -179,7 +179,7 @@ fn the_shipped_models_load_by_default_and_each_predicts_a_distribution() {
         .map(|p| p["model"].as_str().unwrap_or(""))
         .collect();
     models.sort();
-    assert_eq!(models, vec!["bilstm", "cnn", "cnn-lstm", "musicnn-msd", "pca-knn"], "{}", text(&output.stderr));
+    assert_eq!(models, vec!["bilstm", "cnn", "cnn-lstm", "genre", "musicnn-msd", "pca-knn"], "{}", text(&output.stderr));
     for prediction in line["predictions"].as_array().expect("predictions") {
         let labels = prediction["labels"].as_array().expect("labels");
         if prediction["model"] == "musicnn-msd" {
@@ -282,7 +282,7 @@ fn musicnn_front_end_from_its_manifest_matches_the_fixture_input() {
     let shape: Vec<usize> = audio.shape().iter().map(|&d| d as usize).collect();
     let pcm: Vec<f32> = audio.into_vec::<i16>().expect("int16").into_iter().map(|s| s as f32 / 32768.0).collect();
     // One segment of the daemon's pipeline: segment_seconds at the plugin's sample rate.
-    let segment = (folder.manifest.features.segment_seconds * 16000.0).round() as usize;
+    let segment = (folder.manifest.features.as_ref().expect("[features]").segment_seconds * 16000.0).round() as usize;
     assert_eq!(shape[1], segment, "a fixture patch is one segment");
     let output = mel.process(&pcm, &shape).expect("mel").values;
     let (expected, expected_shape) = musicnn_fixture("mel.npy");
@@ -325,4 +325,79 @@ fn musicnn_hears_metal_in_a_metal_clip() {
         prediction["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
     println!("{}: {top:?}", clip.display());
     assert!(top.iter().any(|t| ["metal", "heavy metal", "hard rock"].contains(t)), "{top:?}");
+}
+
+/// The shipped genre head: `timbred analyze` runs musicnn-msd once and the head on its
+/// embedding; asking for the head alone loads and runs its upstream too.
+#[test]
+fn the_genre_head_names_the_genre_of_a_real_clip() {
+    let Some(pool) = crate::util::gtzan_pool() else { return };
+    let clip = pool.join("metal/metal.00026.flac");
+    let output = run(timbred().args(["--models", "genre", "--execution-provider", "cpu", "analyze", "--json", "--top-k", "3"]).arg(&clip));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let predictions = line["predictions"].as_array().expect("predictions");
+    let models: Vec<&str> = predictions.iter().filter_map(|p| p["model"].as_str()).collect();
+    assert_eq!(models, ["musicnn-msd", "genre"], "the head and the model it reads");
+    let genre = &predictions[1];
+    assert_eq!(genre["kind"].as_str(), Some("classes"));
+    assert_eq!(genre["labels"][0]["name"].as_str(), Some("metal"), "{line}");
+}
+
+/// Heads whose upstream is missing, or that read each other, are refused naming both; the
+/// rest of the catalogue loads.
+#[test]
+fn a_head_without_its_upstream_or_in_a_cycle_is_refused_naming_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genre = repo().join("plugins/models/genre");
+    let head = |name: &str, upstream: &str| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir(&folder).expect("mkdir");
+        std::fs::copy(genre.join("head.json"), folder.join("head.json")).expect("head.json");
+        let toml = std::fs::read_to_string(genre.join("model.toml")).expect("model.toml");
+        let toml = toml.replace("name = \"genre\"", &format!("name = \"{name}\"")).replace("model = \"musicnn-msd\"", &format!("model = \"{upstream}\""));
+        std::fs::write(folder.join("model.toml"), toml).expect("write");
+    };
+    head("orphan", "no-such-model");
+    head("left", "right");
+    head("right", "left");
+    let output = run(timbred().arg("--model-path").arg(dir.path()).args(["plugins", "--json"]));
+    let listing = text(&output.stdout) + &text(&output.stderr);
+    assert!(listing.contains("head 'orphan' reads the embedding of 'no-such-model', which is not loaded"), "{listing}");
+    assert!(listing.contains("heads 'left' and 'right' read each other: a cycle"), "{listing}");
+    assert!(listing.contains("heads 'right' and 'left' read each other: a cycle"), "{listing}");
+    assert!(listing.contains("\"genre\""), "the shipped head still loads: {listing}");
+}
+
+/// `timbred train head` on a small labelled folder writes a head folder that the daemon
+/// loads beside the model it reads, with a card and a choice made on held-out tracks.
+#[test]
+fn train_head_writes_a_folder_the_daemon_loads() {
+    let Some(pool) = crate::util::gtzan_pool() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for clip in crate::util::gtzan_clips(&pool, &["classical", "metal"], 6) {
+        let label = clip.parent().and_then(|p| p.file_name()).expect("genre");
+        std::fs::create_dir_all(data.join(label)).expect("mkdir");
+        std::fs::copy(&clip, data.join(label).join(clip.file_name().expect("name"))).expect("copy");
+    }
+    let out = dir.path().join("models/mine");
+    let output = run(timbred()
+        .args(["--execution-provider", "cpu", "train", "head", "--embedding", "cnn", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .args(["--folds", "2"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let said = text(&output.stdout);
+    assert!(said.contains("12 tracks") && said.contains("2-fold cross-validation"), "{said}");
+    let card = std::fs::read_to_string(out.join("CARD.md")).expect("card");
+    assert!(card.contains("`cnn` embedding") && card.contains("**(chosen)**"), "{card}");
+    let clip = data.join("metal").read_dir().expect("dir").next().expect("a clip").expect("entry").path();
+    let output = run(timbred().arg("--model-path").arg(dir.path().join("models")).args(["--models", "mine", "analyze", "--json", "--top-k", "0"]).arg(&clip));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let mine = line["predictions"].as_array().expect("predictions").iter().find(|p| p["model"] == "mine").expect("the head");
+    let names: Vec<&str> = mine["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
 }

@@ -10,10 +10,19 @@ fuzz_target!(|data: &[u8]| {
     let Ok(manifest) = Manifest::parse(text) else { return };
     // What validation promises.
     assert!(!manifest.model.labels.is_empty());
-    assert!(manifest.model.embedding_size > 0);
-    assert!(manifest.features.segment_seconds > 0.0 && manifest.features.segment_seconds <= 600.0);
+    match (&manifest.features, &manifest.input) {
+        (Some(features), None) => {
+            assert!(manifest.model.embedding_size > 0);
+            assert!(features.segment_seconds > 0.0 && features.segment_seconds <= 600.0);
+        }
+        (None, Some(input)) => {
+            assert_eq!(manifest.model.embedding_size, 0, "a head has no embedding");
+            assert_ne!(input.model, manifest.name);
+        }
+        _ => panic!("validation lets exactly one of [features] and [input] through"),
+    }
     let folder = ModelFolder { dir: "/models/fuzz".into(), manifest };
     assert!(folder.model_path().starts_with("/models/fuzz"), "{}", folder.model_path().display());
     let _ = folder.plugin();
-    assert!(folder.feature_params().is_object());
+    assert!(folder.feature_params().is_object() || folder.manifest.is_head());
 });

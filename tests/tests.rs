@@ -8,6 +8,7 @@ mod classify;
 mod cli;
 mod client;
 mod decode;
+mod descriptors;
 mod hostile;
 mod library;
 mod live;

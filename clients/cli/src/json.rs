@@ -210,6 +210,7 @@ mod tests {
                     "model": "cnn",
                     "labels": [{"name": "rock", "probability": 0.75}, {"name": "metal", "probability": 0.125}],
                 }],
+                "descriptors": null,
             })
         );
         assert_eq!(
@@ -253,8 +254,10 @@ mod tests {
             state: pb::AnalysisState::Analysed as i32,
             error: String::new(),
             predictions: vec![prediction()],
+            descriptors: Some(pb::Descriptors { bpm: Some(120.5), key: Some("A minor".into()), ..Default::default() }),
         };
         let value = super::track(&track);
+        assert_eq!(value["descriptors"], json!({"bpm": 120.5, "key": "A minor"}), "absent values are left out");
         assert_eq!(value["id"], 42);
         assert_eq!(value["size_bytes"], 1u64 << 40);
         assert_eq!(value["mtime_unix"], 1_700_000_000);

@@ -510,6 +510,7 @@ mod tests {
                 cnn(),
                 pb::ModelPrediction { model: "lstm".into(), labels: vec![label("jazz", 0.5)], segments: vec![] },
             ],
+            descriptors: None,
         }
     }
 

@@ -16,6 +16,8 @@ pub struct AnalyzeRequest {
     pub files: Vec<PathBuf>,
     pub segments: SegmentOptions,
     pub jobs: usize,
+    /// Run the descriptor plugins as well.
+    pub descriptors: bool,
 }
 
 pub fn run(
@@ -24,7 +26,10 @@ pub fn run(
     request: &AnalyzeRequest,
     report: impl FnMut(&PathBuf, Result<Analysis, PipelineError>) + Send,
 ) -> Result<(), PluginError> {
-    let make = || Analyzer::new(registry, &request.plugin, &request.config, request.segments, catalog);
+    let make = || {
+        let analyzer = Analyzer::new(registry, &request.plugin, &request.config, request.segments, catalog)?;
+        Ok(if request.descriptors { analyzer } else { analyzer.without_descriptors() })
+    };
     make()?;
     crate::offline::for_each_file(&request.files, request.jobs, make, |analyzer, file| analyzer.analyze(file), report)
 }

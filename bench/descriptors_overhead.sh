@@ -6,11 +6,12 @@ set -euo pipefail
 pool=${TIMBRE_GTZAN_POOL:-$(dirname "$0")/../../shared/data/gtzan-pool}
 target=${CARGO_TARGET_DIR:-$(dirname "$0")/../target}
 timbred=$target/release/timbred
+[ -x "$timbred" ] || { echo "$timbred: build the workspace in release first" >&2; exit 1; }
 n=${1:-20}
 runs=${2:-3}
 mapfile -t clips < <(awk -F'\t' 'NR > 1 && $4 >= 29 { print $1 }' "$pool/MANIFEST.tsv" | head -n "$n" | sed "s|^|$pool/|")
 time_one() { local s e; s=$(date +%s.%N); "$timbred" analyze -j 1 --json "$@" "${clips[@]}" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
-best_with=1e9; best_without=1e9
+best_with=1000000000; best_without=1000000000
 for _ in $(seq "$runs"); do
     w=$(time_one); wo=$(time_one --no-descriptors)
     best_with=$(echo "if ($w < $best_with) $w else $best_with" | bc)

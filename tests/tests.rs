@@ -8,6 +8,7 @@ mod classify;
 mod cli;
 mod client;
 mod decode;
+mod descriptors;
 mod examples;
 mod hostile;
 mod library;

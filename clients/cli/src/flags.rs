@@ -226,6 +226,12 @@ pub struct TracksArgs {
     /// Only tracks whose most probable label is this (under --model, or under any model).
     #[arg(long, value_name = "L")]
     pub label: Option<String>,
+    /// Only tracks whose tempo is in this range of BPM: `120-130`, `120-` or `-130`.
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_bpm_range)]
+    pub bpm: Option<(Option<f64>, Option<f64>)>,
+    /// With --bpm: also accept tracks at half or double a tempo in the range.
+    #[arg(long, requires = "bpm")]
+    pub bpm_octaves: bool,
     /// Ask for pages of N tracks and show only the first page (unless --all).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: Option<u32>,
@@ -764,5 +770,26 @@ mod tests {
         assert_eq!(parse_err(&["timbre", "frobnicate"]), clap::error::ErrorKind::InvalidSubcommand);
         assert_eq!(parse_err(&["timbre", "tracks", "--nope"]), clap::error::ErrorKind::UnknownArgument);
         assert_eq!(parse_err(&["timbre"]), clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
+    }
+}
+
+/// `120-130`, `120-`, `-130`: a BPM range with either end open.
+pub fn parse_bpm_range(text: &str) -> Result<(Option<f64>, Option<f64>), String> {
+    let (low, high) = text.split_once('-').ok_or_else(|| format!("{text:?}: expected MIN-MAX, e.g. 120-130"))?;
+    let end = |s: &str| -> Result<Option<f64>, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+            _ => Err(format!("{s:?} is not a tempo in BPM")),
+        }
+    };
+    let (low, high) = (end(low)?, end(high)?);
+    match (low, high) {
+        (None, None) => Err("give at least one end of the range".into()),
+        (Some(l), Some(h)) if l > h => Err(format!("{l} is above {h}")),
+        range => Ok(range),
     }
 }

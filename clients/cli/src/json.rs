@@ -47,7 +47,30 @@ pub fn classify_response(response: &pb::ClassifyResponse, with_segments: bool) -
         "path": response.path,
         "duration_s": response.duration_s,
         "predictions": model_predictions(&response.predictions, with_segments),
+        "descriptors": descriptors(response.descriptors.as_ref()),
     })
+}
+
+/// The descriptors by their proto names, absent values left out; `null` when none.
+pub fn descriptors(d: Option<&pb::Descriptors>) -> Value {
+    let Some(d) = d else { return Value::Null };
+    let mut object = serde_json::Map::new();
+    let mut put = |name: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            object.insert(name.to_string(), value);
+        }
+    };
+    put("bpm", d.bpm.map(Value::from));
+    put("bpm_confidence", d.bpm_confidence.map(Value::from));
+    put("key", d.key.clone().map(Value::from));
+    put("key_strength", d.key_strength.map(Value::from));
+    put("loudness_lufs", d.loudness_lufs.map(Value::from));
+    put("loudness_range_lu", d.loudness_range_lu.map(Value::from));
+    put("true_peak_dbtp", d.true_peak_dbtp.map(Value::from));
+    put("replaygain_track_gain_db", d.replaygain_track_gain_db.map(Value::from));
+    put("replaygain_track_peak", d.replaygain_track_peak.map(Value::from));
+    put("replaygain_album_gain_db", d.replaygain_album_gain_db.map(Value::from));
+    Value::Object(object)
 }
 
 /// An enum value by its proto name, or its number when this client does not know it (the
@@ -87,6 +110,7 @@ pub fn track(track: &pb::Track) -> Value {
         "state": analysis_state(track.state),
         "error": track.error,
         "predictions": model_predictions(&track.predictions, false),
+        "descriptors": descriptors(track.descriptors.as_ref()),
     })
 }
 
@@ -171,7 +195,12 @@ mod tests {
     #[test]
     fn classify_response_has_the_proto_shape() {
         let response =
-            pb::ClassifyResponse { path: "/m/a.flac".into(), duration_s: 4.5, predictions: vec![prediction()] };
+            pb::ClassifyResponse {
+                path: "/m/a.flac".into(),
+                duration_s: 4.5,
+                predictions: vec![prediction()],
+                descriptors: None,
+            };
         assert_eq!(
             classify_response(&response, false),
             json!({
@@ -181,6 +210,7 @@ mod tests {
                     "model": "cnn",
                     "labels": [{"name": "rock", "probability": 0.75}, {"name": "metal", "probability": 0.125}],
                 }],
+                "descriptors": null,
             })
         );
         assert_eq!(
@@ -224,8 +254,10 @@ mod tests {
             state: pb::AnalysisState::Analysed as i32,
             error: String::new(),
             predictions: vec![prediction()],
+            descriptors: Some(pb::Descriptors { bpm: Some(120.5), key: Some("A minor".into()), ..Default::default() }),
         };
         let value = super::track(&track);
+        assert_eq!(value["descriptors"], json!({"bpm": 120.5, "key": "A minor"}), "absent values are left out");
         assert_eq!(value["id"], 42);
         assert_eq!(value["size_bytes"], 1u64 << 40);
         assert_eq!(value["mtime_unix"], 1_700_000_000);

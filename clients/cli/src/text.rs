@@ -35,6 +35,9 @@ pub fn model_line(prediction: &pb::ModelPrediction, max_labels: usize) -> String
 /// line per segment under its model.
 pub fn classify(path: &str, response: &pb::ClassifyResponse, segments: bool) -> String {
     let mut text = format!("{}\n  {:<10} {}\n", clean(path), "duration", seconds(response.duration_s));
+    if let Some(d) = descriptor_text(response.descriptors.as_ref()) {
+        let _ = writeln!(text, "  {:<10} {d}", "descriptors");
+    }
     if response.predictions.is_empty() {
         text.push_str("  (no model ran)\n");
     }
@@ -49,6 +52,28 @@ pub fn classify(path: &str, response: &pb::ClassifyResponse, segments: bool) -> 
         }
     }
     text
+}
+
+/// `120.0 BPM, A minor, -9.3 LUFS, RG -8.70 dB`; `None` without descriptors.
+pub fn descriptor_text(d: Option<&pb::Descriptors>) -> Option<String> {
+    let d = d?;
+    let mut parts = Vec::new();
+    if let Some(bpm) = d.bpm {
+        parts.push(format!("{bpm:.1} BPM"));
+    }
+    if let Some(key) = &d.key {
+        parts.push(key.clone());
+    }
+    if let Some(l) = d.loudness_lufs {
+        parts.push(format!("{l:.1} LUFS"));
+    }
+    if let Some(p) = d.true_peak_dbtp {
+        parts.push(format!("peak {p:.1} dBTP"));
+    }
+    if let Some(g) = d.replaygain_track_gain_db {
+        parts.push(format!("RG {g:+.2} dB"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// `215.30 s`
@@ -268,6 +293,26 @@ pub fn track(track: &pb::Track) -> String {
         ("album", or_dash(&tags.album)),
         ("genre", or_dash(&tags.genre)),
     ]);
+    if let Some(d) = &track.descriptors {
+        if let Some(bpm) = d.bpm {
+            rows.push(("bpm", format!("{bpm:.1} (confidence {:.2})", d.bpm_confidence.unwrap_or(0.0))));
+        }
+        if let Some(key) = &d.key {
+            rows.push(("key", format!("{key} (strength {:.2})", d.key_strength.unwrap_or(0.0))));
+        }
+        if let Some(l) = d.loudness_lufs {
+            rows.push(("loudness", format!("{l:.1} LUFS, range {:.1} LU", d.loudness_range_lu.unwrap_or(0.0))));
+        }
+        if let Some(p) = d.true_peak_dbtp {
+            rows.push(("true peak", format!("{p:.1} dBTP")));
+        }
+        if let Some(g) = d.replaygain_track_gain_db {
+            rows.push(("rg track", format!("{g:+.2} dB, peak {:.6}", d.replaygain_track_peak.unwrap_or(0.0))));
+        }
+        if let Some(g) = d.replaygain_album_gain_db {
+            rows.push(("rg album", format!("{g:+.2} dB")));
+        }
+    }
     let mut text = String::new();
     for (name, value) in rows {
         let _ = writeln!(text, "{name:<10} {}", clean(&value));
@@ -379,7 +424,7 @@ mod tests {
 
     #[test]
     fn classify_shows_path_duration_models_and_segments() {
-        let response = pb::ClassifyResponse { path: String::new(), duration_s: 4.5, predictions: vec![cnn()] };
+        let response = pb::ClassifyResponse { path: String::new(), duration_s: 4.5, predictions: vec![cnn()], descriptors: None };
         assert_eq!(
             classify("a.flac", &response, false),
             "a.flac\n  duration   4.50 s\n  cnn        rock 0.81  metal 0.10  blues 0.03  jazz 0.01\n"
@@ -465,6 +510,7 @@ mod tests {
                 cnn(),
                 pb::ModelPrediction { model: "lstm".into(), labels: vec![label("jazz", 0.5)], segments: vec![] },
             ],
+            descriptors: None,
         }
     }
 

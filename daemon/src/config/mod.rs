@@ -29,6 +29,7 @@ pub struct Settings {
     pub workers: WorkerSettings,
     pub models: ModelSettings,
     pub plugins: PluginSettings,
+    pub analysis: AnalysisSettings,
     /// The vector index behind `Recommend` and `Playlist`.
     pub index: crate::index::IndexConfig,
     pub recommend: RecommendSettings,
@@ -134,6 +135,19 @@ pub struct ModelSettings {
     pub execution_provider: String,
     /// Threads inside one ONNX Runtime call (workers already run in parallel).
     pub intra_threads: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisSettings {
+    /// Run every loaded descriptor plugin (tempo, key, loudness) on each analysed track.
+    pub descriptors: bool,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        AnalysisSettings { descriptors: true }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

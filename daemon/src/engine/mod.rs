@@ -45,7 +45,11 @@ impl Engine {
     pub async fn start(settings: Settings) -> Result<Arc<Self>, StartError> {
         let (search_path, registry, catalog) = tokio::task::block_in_place(|| {
             let search_path = SearchPath::standard(&settings.plugins.paths);
-            let registry = Arc::new(PluginRegistry::discover(&search_path));
+            let mut registry = PluginRegistry::discover(&search_path);
+            if !settings.analysis.descriptors {
+                registry = registry.without_kind(PluginKind::Descriptor);
+            }
+            let registry = Arc::new(registry);
             let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
             (search_path, registry, catalog)
         });
@@ -74,7 +78,8 @@ impl Engine {
             settings.library.roots.clone(),
             settings.library.extensions.clone(),
             changes_tx,
-        ));
+        )
+        .with_descriptor_versions(crate::pipeline::descriptors::DescriptorSet::load(&registry).versions()));
         let keeper =
             IndexKeeper::start(settings.index.clone(), settings.library.data_dir.clone(), store.clone(), changes);
         // Heads give labels, not an embedding: they are not spaces.

@@ -1,5 +1,6 @@
 //! Conversions between engine types and `timbre.v1` messages, all in one place.
 
+use crate::pipeline::descriptors::Summary;
 use timbre_proto::v1 as pb;
 
 use crate::catalogue::Catalogue;
@@ -67,8 +68,7 @@ impl From<PluginKind> for pb::PluginKind {
         match kind {
             PluginKind::Feature => pb::PluginKind::Feature,
             PluginKind::Classifier => pb::PluginKind::Classifier,
-            // The proto gains a DESCRIPTOR value with the descriptors' integration (issue 11, phase 2).
-            PluginKind::Descriptor => pb::PluginKind::Unspecified,
+            PluginKind::Descriptor => pb::PluginKind::Descriptor,
         }
     }
 }
@@ -136,11 +136,30 @@ pub fn classify_response(
             .into_iter()
             .map(|p| model_prediction(p, analysis.duration_s, top_k, with_segments))
             .collect(),
+        descriptors: descriptors(&Summary::of(&analysis.descriptors)),
     }
 }
 
+/// The descriptors message; `None` when nothing was measured.
+pub fn descriptors(d: &Summary) -> Option<pb::Descriptors> {
+    (!d.is_empty()).then(|| pb::Descriptors {
+        bpm: d.bpm,
+        bpm_confidence: d.bpm_confidence,
+        key: d.key.clone(),
+        key_strength: d.key_strength,
+        loudness_lufs: d.loudness_lufs,
+        loudness_range_lu: d.loudness_range_lu,
+        true_peak_dbtp: d.true_peak_dbtp,
+        replaygain_track_gain_db: d.replaygain_track_gain_db,
+        replaygain_track_peak: d.replaygain_track_peak,
+        replaygain_album_gain_db: d.replaygain_album_gain_db,
+    })
+}
+
 pub fn track(record: TrackRecord) -> pb::Track {
+    let summary = record.summary();
     pb::Track {
+        descriptors: descriptors(&summary),
         id: record.id as u64,
         path: record.path,
         size_bytes: record.stat.size,

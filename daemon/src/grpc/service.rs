@@ -285,7 +285,15 @@ impl Timbre for TimbreService {
             n => n.min(MAX_PAGE),
         };
         let text = |s: String| (!s.is_empty()).then_some(s);
-        let filter = TrackFilter { genre: text(request.genre), model: text(request.model), label: text(request.label) };
+        let bpm = request.bpm.unwrap_or_default();
+        let filter = TrackFilter {
+            genre: text(request.genre),
+            model: text(request.model),
+            label: text(request.label),
+            bpm_min: bpm.min,
+            bpm_max: bpm.max,
+            bpm_octaves: bpm.octaves,
+        };
         let (tracks, total) = self.engine.list_tracks(filter, after, limit).await?;
         let next_page_token = if tracks.len() == limit {
             tracks.last().map(|t| t.id.to_string()).unwrap_or_default()
@@ -406,5 +414,5 @@ async fn classify_window(
         &config.models,
         config.top_k as usize,
     );
-    Ok(pb::ClassifyResponse { path: String::new(), duration_s: elapsed_s, predictions })
+    Ok(pb::ClassifyResponse { path: String::new(), duration_s: elapsed_s, predictions, descriptors: None })
 }

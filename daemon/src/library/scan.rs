@@ -67,6 +67,8 @@ pub struct Scanner {
     pool: Arc<WorkerPool>,
     /// The loaded models' current versions.
     versions: Vec<ModelVersion>,
+    /// The loaded descriptor plugins' `(name, version)`; a change re-runs the descriptors only.
+    descriptor_versions: Vec<(String, String)>,
     roots: Vec<PathBuf>,
     extensions: Vec<String>,
     /// One scan at a time: two scans of one file would race on its row.
@@ -94,6 +96,7 @@ impl Scanner {
             store,
             pool,
             versions,
+            descriptor_versions: Vec::new(),
             roots,
             extensions,
             running: Default::default(),
@@ -101,6 +104,12 @@ impl Scanner {
             changes,
             store_retry_after: STORE_RETRY_AFTER,
         }
+    }
+
+    /// The descriptor plugins the workers run, `(name, version)`.
+    pub fn with_descriptor_versions(mut self, versions: Vec<(String, String)>) -> Self {
+        self.descriptor_versions = versions;
+        self
     }
 
     /// Retry unstored results after `pause` instead of [`STORE_RETRY_AFTER`].
@@ -328,7 +337,9 @@ impl Scanner {
         let versions = self.versions.clone();
         let failed = result.is_err();
         let saved = tokio::task::spawn_blocking(move || match result {
-            Ok(analysis) => store.save_analysis(id, analysis.duration_s, &stored_predictions(&analysis, &versions)),
+            Ok(analysis) => store
+                .save_analysis(id, analysis.duration_s, &stored_predictions(&analysis, &versions))
+                .and_then(|()| store.save_descriptors(id, &analysis.descriptors)),
             Err(error) => {
                 tracing::warn!("{error}");
                 store.save_failure(id, &error.to_string())
@@ -424,7 +435,12 @@ impl Scanner {
             TrackState::Failed => Plan::Skip,
             TrackState::Analysed => {
                 let outdated = self.outdated_models(track);
-                if outdated.is_empty() {
+                let descriptors = self.outdated_descriptors(track);
+                if outdated.is_empty() && !descriptors.is_empty() {
+                    // No model: the decode feeds the descriptor plugins only.
+                    tracing::info!(path = %track.path, plugins = ?descriptors, "descriptor version changed; re-describing");
+                    Plan::Analyse { id: track.id, models: Some(Vec::new()) }
+                } else if outdated.is_empty() {
                     Plan::Skip
                 } else {
                     tracing::info!(path = %track.path, models = ?outdated, "model version changed; re-analysing");
@@ -443,8 +459,19 @@ impl Scanner {
             .collect()
     }
 
+    /// Descriptor plugins whose stored values are missing or came from another version.
+    fn outdated_descriptors(&self, track: &TrackRecord) -> Vec<String> {
+        self.descriptor_versions
+            .iter()
+            .filter(|(name, version)| !track.descriptors.iter().any(|d| &d.plugin == name && &d.version == version))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     fn current(&self, track: &TrackRecord) -> bool {
-        track.state == TrackState::Analysed && self.outdated_models(track).is_empty()
+        track.state == TrackState::Analysed
+            && self.outdated_models(track).is_empty()
+            && self.outdated_descriptors(track).is_empty()
     }
 
     /// Remove tracks at or below `paths` that were not found and whose files are gone.

@@ -43,6 +43,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX predictions_top_label ON predictions(model, top_label);
     "#,
+    // 2: per-track descriptors (tempo, key, loudness), one row per descriptor plugin.
+    r#"
+    CREATE TABLE descriptors (
+        track_id     INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        plugin       TEXT    NOT NULL,
+        version      TEXT    NOT NULL,  -- plugin version and configuration
+        vals         TEXT    NOT NULL,  -- JSON object, name -> number or null (undefined)
+        state        TEXT    NOT NULL,  -- JSON {"len": n, "nz": [[index, value], ...]}: sparse
+        error        TEXT    NOT NULL DEFAULT '',
+        bpm          REAL,              -- copied out of vals for filtering
+        key_tonic    INTEGER,
+        key_mode     INTEGER,
+        analysed_at  INTEGER NOT NULL,
+        PRIMARY KEY (track_id, plugin)
+    );
+    CREATE INDEX descriptors_bpm ON descriptors(bpm);
+    "#,
 ];
 
 /// Bring the database up to date; refuse one written by a newer timbred.

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::schema;
+use crate::pipeline::descriptors::{DescriptorResult, Summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -112,6 +113,17 @@ pub struct TrackRecord {
     pub error: String,
     pub analysed_at_ms: Option<i64>,
     pub predictions: Vec<StoredPrediction>,
+    /// Each descriptor plugin's values (with its version), as stored.
+    pub descriptors: Vec<DescriptorResult>,
+    /// ReplayGain album gain over the tracks sharing this track's album tag; computed on read.
+    pub album_gain_db: Option<f64>,
+}
+
+impl TrackRecord {
+    /// The descriptors as answered: every value by name, with the album gain.
+    pub fn summary(&self) -> Summary {
+        Summary { replaygain_album_gain_db: self.album_gain_db, ..Summary::of(&self.descriptors) }
+    }
 }
 
 /// `ListTracks` filters; all that are set must match.
@@ -120,6 +132,10 @@ pub struct TrackFilter {
     pub genre: Option<String>,
     pub model: Option<String>,
     pub label: Option<String>,
+    /// Tempo range, inclusive; with `bpm_octaves`, half or double the tempo in range also matches.
+    pub bpm_min: Option<f64>,
+    pub bpm_max: Option<f64>,
+    pub bpm_octaves: bool,
 }
 
 pub struct Store {
@@ -146,6 +162,8 @@ fn track_from_row(row: &Row) -> rusqlite::Result<TrackRecord> {
         error: row.get(11)?,
         analysed_at_ms: row.get(12)?,
         predictions: Vec::new(),
+        descriptors: Vec::new(),
+        album_gain_db: None,
     })
 }
 
@@ -324,6 +342,41 @@ impl Store {
         })
     }
 
+    /// Store each descriptor plugin's result for track `id`, replacing that plugin's previous one.
+    pub fn save_descriptors(&self, id: i64, results: &[DescriptorResult]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            for r in results {
+                let vals: serde_json::Map<String, serde_json::Value> = r
+                    .values
+                    .iter()
+                    .map(|(n, v)| (n.clone(), if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }))
+                    .collect();
+                let nz: Vec<(usize, f32)> =
+                    r.state.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| (i, *v)).collect();
+                let state = serde_json::json!({ "len": r.state.len(), "nz": nz });
+                tx.execute(
+                    "INSERT OR REPLACE INTO descriptors (track_id, plugin, version, vals, state, error, bpm, key_tonic,
+                     key_mode, analysed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        id,
+                        r.plugin,
+                        r.version,
+                        serde_json::Value::Object(vals).to_string(),
+                        state.to_string(),
+                        r.error.clone().unwrap_or_default(),
+                        r.value("bpm"),
+                        r.value("key_tonic").map(|v| v as i64),
+                        r.value("key_mode").map(|v| v as i64),
+                        now,
+                    ],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
     pub fn save_failure(&self, id: i64, error: &str) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
@@ -336,7 +389,8 @@ impl Store {
 
     /// Give `to` the predictions of `from` (same content), so a copy is not analysed again.
     pub fn copy_analysis(&self, from: &TrackRecord, to: i64) -> Result<(), StoreError> {
-        self.save_analysis(to, from.duration_s, &from.predictions)
+        self.save_analysis(to, from.duration_s, &from.predictions)?;
+        self.save_descriptors(to, &from.descriptors)
     }
 
     pub fn remove(&self, id: i64) -> Result<(), StoreError> {
@@ -364,16 +418,25 @@ impl Store {
             AND (?2 IS NULL OR EXISTS (SELECT 1 FROM predictions p WHERE p.track_id = t.id AND p.model = ?2
                  AND (?3 IS NULL OR p.top_label = ?3 COLLATE NOCASE)))
             AND (?3 IS NULL OR ?2 IS NOT NULL OR EXISTS (SELECT 1 FROM predictions p WHERE p.track_id = t.id
-                 AND p.top_label = ?3 COLLATE NOCASE))";
+                 AND p.top_label = ?3 COLLATE NOCASE))
+            AND ((?6 IS NULL AND ?7 IS NULL) OR EXISTS (SELECT 1 FROM descriptors d WHERE d.track_id = t.id
+                 AND d.bpm IS NOT NULL AND (
+                     (d.bpm >= coalesce(?6, 0) AND d.bpm <= coalesce(?7, 1e9))
+                     OR (?8 AND d.bpm * 2 >= coalesce(?6, 0) AND d.bpm * 2 <= coalesce(?7, 1e9))
+                     OR (?8 AND d.bpm / 2 >= coalesce(?6, 0) AND d.bpm / 2 <= coalesce(?7, 1e9)))))";
         self.with(|c| {
-            let filters = params![filter.genre, filter.model, filter.label];
+            let (bpm_min, bpm_max, octaves) = (filter.bpm_min, filter.bpm_max, filter.bpm_octaves);
+            let filters = params![filter.genre, filter.model, filter.label, 0, 0, bpm_min, bpm_max, octaves];
             let total: i64 =
                 c.query_row(&format!("SELECT count(*) FROM tracks t WHERE {WHERE}"), filters, |r| r.get(0))?;
             let mut statement = c.prepare_cached(&format!(
                 "SELECT {TRACK_COLUMNS} FROM tracks t WHERE {WHERE} AND t.id > ?4 ORDER BY t.id LIMIT ?5"
             ))?;
             let tracks = statement
-                .query_map(params![filter.genre, filter.model, filter.label, after, limit as i64], track_from_row)?
+                .query_map(
+                    params![filter.genre, filter.model, filter.label, after, limit as i64, bpm_min, bpm_max, octaves],
+                    track_from_row,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let tracks = tracks.into_iter().map(|t| with_predictions(c, t)).collect::<rusqlite::Result<_>>()?;
             Ok((tracks, total as u64))
@@ -388,6 +451,52 @@ impl Store {
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.with(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);"))
     }
+}
+
+/// One stored descriptors row: `(plugin, version, vals, state, error)` back into a result.
+fn descriptor_from_row(row: &Row) -> rusqlite::Result<DescriptorResult> {
+    let vals: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default();
+    let state: serde_json::Value = serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default();
+    let mut dense = vec![0f32; state["len"].as_u64().unwrap_or(0) as usize];
+    for pair in state["nz"].as_array().into_iter().flatten() {
+        if let (Some(i), Some(v)) = (pair[0].as_u64(), pair[1].as_f64()) {
+            if let Some(slot) = dense.get_mut(i as usize) {
+                *slot = v as f32;
+            }
+        }
+    }
+    let error: String = row.get(4)?;
+    Ok(DescriptorResult {
+        plugin: row.get(0)?,
+        version: row.get(1)?,
+        values: vals.into_iter().map(|(n, v)| (n, v.as_f64().unwrap_or(f64::NAN))).collect(),
+        state: dense,
+        error: (!error.is_empty()).then_some(error),
+    })
+}
+
+/// The track's descriptors, and its album gain over every track sharing its album tag
+/// (album peak: the largest track peak, which needs no computing here).
+fn with_descriptors(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<TrackRecord> {
+    let mut statement =
+        c.prepare_cached("SELECT plugin, version, vals, state, error FROM descriptors WHERE track_id = ?1 ORDER BY plugin")?;
+    track.descriptors = statement.query_map([track.id], descriptor_from_row)?.collect::<rusqlite::Result<_>>()?;
+    let has_histogram = track.descriptors.iter().any(|d| !d.state.is_empty());
+    if has_histogram && !track.tags.album.is_empty() {
+        let mut statement = c.prepare_cached(
+            "SELECT d.plugin, d.version, d.vals, d.state, d.error FROM descriptors d JOIN tracks t ON t.id = d.track_id
+             WHERE t.album = ?1 AND d.plugin = 'descriptors'",
+        )?;
+        let album: Vec<DescriptorResult> = statement
+            .query_map([&track.tags.album], descriptor_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let histograms: Vec<_> =
+            album.into_iter().filter_map(|d| timbre_descriptors::BlockHistogram::from_counts(d.state)).collect();
+        let refs: Vec<_> = histograms.iter().collect();
+        track.album_gain_db = timbre_descriptors::album_gain(&refs);
+    }
+    Ok(track)
 }
 
 fn with_predictions(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<TrackRecord> {
@@ -423,7 +532,7 @@ fn with_predictions(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(track)
+    with_descriptors(c, track)
 }
 
 /// A stored row that cannot be what the store wrote.

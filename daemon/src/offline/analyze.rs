@@ -16,6 +16,8 @@ pub struct AnalyzeRequest {
     pub files: Vec<PathBuf>,
     pub segments: SegmentOptions,
     pub jobs: usize,
+    /// Run the descriptor plugins as well.
+    pub descriptors: bool,
 }
 
 pub fn run(
@@ -24,7 +26,10 @@ pub fn run(
     request: &AnalyzeRequest,
     report: impl FnMut(&PathBuf, Result<Analysis, PipelineError>) + Send,
 ) -> Result<(), PluginError> {
-    let make = || Analyzer::new(registry, &request.plugin, &request.config, request.segments, catalog);
+    let make = || {
+        let analyzer = Analyzer::new(registry, &request.plugin, &request.config, request.segments, catalog)?;
+        Ok(if request.descriptors { analyzer } else { analyzer.without_descriptors() })
+    };
     make()?;
     crate::offline::for_each_file(&request.files, request.jobs, make, |analyzer, file| analyzer.analyze(file), report)
 }
@@ -57,7 +62,7 @@ pub fn to_json(analysis: &Analysis, top_k: usize, with_segments: bool) -> serde_
             prediction
         })
         .collect();
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "path": analysis.path,
         "duration_s": analysis.duration_s,
         "sample_rate": analysis.sample_rate,
@@ -67,7 +72,23 @@ pub fn to_json(analysis: &Analysis, top_k: usize, with_segments: bool) -> serde_
         "segment_s": analysis.segment_s,
         "features": analysis.features,
         "predictions": predictions,
-    })
+    });
+    // The descriptors as top-level fields (absent when undefined), and any plugin's error.
+    let summary = crate::pipeline::descriptors::Summary::of(&analysis.descriptors);
+    if let (Some(object), serde_json::Value::Object(fields)) =
+        (line.as_object_mut(), serde_json::to_value(&summary).expect("plain fields serialise"))
+    {
+        object.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
+    }
+    let errors: Vec<_> = analysis
+        .descriptors
+        .iter()
+        .filter_map(|d| d.error.as_ref().map(|e| serde_json::json!({ "plugin": d.plugin, "error": e })))
+        .collect();
+    if !errors.is_empty() {
+        line["descriptor_errors"] = errors.into();
+    }
+    line
 }
 
 /// The `k` most probable labels, most probable first (all of them when `k` is 0).

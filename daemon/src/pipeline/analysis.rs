@@ -12,6 +12,7 @@ use crate::pipeline::{
     AudioInput, BlockReader, Budget, Classifier, FeatureExtractor, PipelineError, SegmentOptions, SegmentStream,
     TrackPrediction,
 };
+use crate::pipeline::descriptors::{DescriptorResult, DescriptorSet};
 use crate::pipeline::heads::Head;
 use crate::plugin_host::{PluginError, PluginRegistry};
 
@@ -30,6 +31,8 @@ pub struct Analysis {
     pub segment_s: f64,
     pub features: FeatureSummary,
     pub predictions: Vec<TrackPrediction>,
+    /// Each descriptor plugin's values (or error), from the same decode.
+    pub descriptors: Vec<DescriptorResult>,
 }
 
 /// Statistics over every value of every segment's feature matrix.
@@ -54,6 +57,8 @@ pub struct Analyzer {
     heads: Vec<Head>,
     /// Whether the first group is the offline commands' summary group (no models need it).
     summary_group: bool,
+    /// Every loaded descriptor plugin, fed by the first decode of each track.
+    descriptors: DescriptorSet,
 }
 
 struct FeatureGroup {
@@ -76,14 +81,16 @@ impl Analyzer {
             options,
             classifiers: Vec::new(),
         };
-        let mut analyzer = Analyzer { groups: vec![summary], heads: Vec::new(), summary_group: true };
+        let descriptors = DescriptorSet::load(registry);
+        let mut analyzer = Analyzer { groups: vec![summary], heads: Vec::new(), summary_group: true, descriptors };
         analyzer.add_models(registry, catalog, options)?;
         Ok(analyzer)
     }
 
     /// Groups for the models only: what the daemon runs.
     pub fn for_models(registry: &PluginRegistry, catalog: &ModelCatalog) -> Result<Self, PluginError> {
-        let mut analyzer = Analyzer { groups: Vec::new(), heads: Vec::new(), summary_group: false };
+        let descriptors = DescriptorSet::load(registry);
+        let mut analyzer = Analyzer { groups: Vec::new(), heads: Vec::new(), summary_group: false, descriptors };
         analyzer.add_models(registry, catalog, SegmentOptions::default())?;
         Ok(analyzer)
     }
@@ -113,6 +120,17 @@ impl Analyzer {
         Ok(())
     }
 
+    /// Leave the descriptor plugins out (`analysis.descriptors = false`).
+    pub fn without_descriptors(mut self) -> Self {
+        self.descriptors = DescriptorSet::default();
+        self
+    }
+
+    /// `(plugin, version)` of each descriptor plugin this analyzer runs.
+    pub fn descriptor_versions(&self) -> Vec<(String, String)> {
+        self.descriptors.versions()
+    }
+
     pub fn analyze(&mut self, path: &Path) -> Result<Analysis, PipelineError> {
         self.analyze_input(&AudioInput::File(path.to_path_buf()), None, Budget::UNLIMITED)
     }
@@ -120,6 +138,17 @@ impl Analyzer {
     /// Analyse `input` with the models named in `models` (all when `None`), within `budget`.
     /// Groups whose models are all left out are not run at all: no decode, no features.
     pub fn analyze_input(
+        &mut self,
+        input: &AudioInput,
+        models: Option<&[String]>,
+        budget: Budget,
+    ) -> Result<Analysis, PipelineError> {
+        let result = self.analyze_inner(input, models, budget);
+        let descriptors = if self.descriptors.is_empty() { Vec::new() } else { self.descriptors.finish() };
+        Ok(Analysis { descriptors, ..result? })
+    }
+
+    fn analyze_inner(
         &mut self,
         input: &AudioInput,
         models: Option<&[String]>,
@@ -137,7 +166,9 @@ impl Analyzer {
             if !summarise && !group.classifiers.iter().any(|c| wanted(c.name())) {
                 continue;
             }
-            let result = group.run(input, summarise, &wanted, budget)?;
+            // The first decode feeds the descriptor plugins too.
+            let descriptors = if primary.is_none() { Some(&mut self.descriptors) } else { None };
+            let result = group.run(input, summarise, &wanted, budget, descriptors)?;
             predictions.extend(result.predictions.iter().cloned());
             if primary.is_none() {
                 primary = Some(result);
@@ -145,7 +176,8 @@ impl Analyzer {
         }
         let primary = match primary {
             Some(primary) => primary.analysis,
-            None => probe(input, budget)?, // no model asked for: still check the audio and measure it
+            // No model asked for: still check the audio and measure it (and describe it).
+            None => probe(input, budget, &mut self.descriptors)?,
         };
         for head in self.heads.iter_mut().filter(|h| requested(h.name())) {
             let Some(upstream) = predictions.iter().find(|p: &&TrackPrediction| p.model == head.upstream()) else {
@@ -168,9 +200,13 @@ impl Analyzer {
 }
 
 /// Decode `input` without extracting features: its duration and format.
-fn probe(input: &AudioInput, budget: Budget) -> Result<Analysis, PipelineError> {
+fn probe(input: &AudioInput, budget: Budget, descriptors: &mut DescriptorSet) -> Result<Analysis, PipelineError> {
     let mut reader = BlockReader::open(input, budget.max_seconds)?;
     while reader.next_mono()?.is_some() {
+        if !descriptors.is_empty() {
+            let info = reader.info();
+            descriptors.push(reader.last_interleaved(), info.sample_rate, info.channels);
+        }
         if (budget.cancelled)() {
             return Err(PipelineError::Cancelled { path: input.name().to_path_buf() });
         }
@@ -194,6 +230,7 @@ fn probe(input: &AudioInput, budget: Budget) -> Result<Analysis, PipelineError> 
             max: 0.0,
         },
         predictions: Vec::new(),
+        descriptors: Vec::new(),
     })
 }
 
@@ -209,10 +246,30 @@ impl FeatureGroup {
         summarise: bool,
         wanted: &dyn Fn(&str) -> bool,
         budget: Budget,
+        descriptors: Option<&mut DescriptorSet>,
+    ) -> Result<GroupResult, PipelineError> {
+        let mut stream = SegmentStream::open(input, self.extractor.sample_rate(), self.options, budget.max_seconds)?;
+        match descriptors {
+            Some(set) if !set.is_empty() => {
+                stream = stream.with_descriptors(std::mem::take(set));
+                let result = self.run_stream(&mut stream, input, summarise, wanted, budget);
+                *set = stream.take_descriptors().unwrap_or_default();
+                result
+            }
+            _ => self.run_stream(&mut stream, input, summarise, wanted, budget),
+        }
+    }
+
+    fn run_stream(
+        &mut self,
+        stream: &mut SegmentStream,
+        input: &AudioInput,
+        summarise: bool,
+        wanted: &dyn Fn(&str) -> bool,
+        budget: Budget,
     ) -> Result<GroupResult, PipelineError> {
         let path = input.name();
         let plugin_error = |source| PipelineError::Plugin { path: path.to_path_buf(), source };
-        let mut stream = SegmentStream::open(input, self.extractor.sample_rate(), self.options, budget.max_seconds)?;
         let samples = stream.segment_len();
         let mut classifiers: Vec<&mut Classifier> = self.classifiers.iter_mut().filter(|c| wanted(c.name())).collect();
         let mut tracks: Vec<_> = classifiers.iter().map(|c| c.track()).collect();
@@ -270,6 +327,7 @@ impl FeatureGroup {
                 max: stats.max,
             },
             predictions: Vec::new(),
+            descriptors: Vec::new(),
         };
         Ok(GroupResult { analysis, predictions: tracks.into_iter().map(|t| t.finish()).collect() })
     }

@@ -199,6 +199,12 @@ impl Decoder {
         self.frames_decoded
     }
 
+    /// The samples of the block `next_mono` last returned, interleaved as decoded
+    /// (`info().channels` per frame).
+    pub fn last_interleaved(&self) -> &[f32] {
+        &self.interleaved
+    }
+
     /// The next block of mono samples, or `None` at the end of the stream.
     pub fn next_mono(&mut self) -> Result<Option<Vec<f32>>, DecodeError> {
         while !self.finished {

@@ -46,7 +46,7 @@ pub struct BlockReader {
 
 enum Blocks {
     Decoder(Decoder),
-    Pcm { name: PathBuf, samples: Arc<[f32]>, position: usize, info: SourceInfo },
+    Pcm { name: PathBuf, samples: Arc<[f32]>, position: usize, last: usize, info: SourceInfo },
 }
 
 impl BlockReader {
@@ -67,7 +67,7 @@ impl BlockReader {
                     codec: "pcm".into(),
                     header_frames: Some(samples.len() as u64),
                 };
-                Blocks::Pcm { name: PathBuf::from(name), samples: samples.clone(), position: 0, info }
+                Blocks::Pcm { name: PathBuf::from(name), samples: samples.clone(), position: 0, last: 0, info }
             }
         };
         let reader = BlockReader { blocks, max_seconds };
@@ -103,10 +103,19 @@ impl BlockReader {
         }
     }
 
+    /// The block `next_mono` last returned, as decoded: `info().channels` interleaved.
+    pub fn last_interleaved(&self) -> &[f32] {
+        match &self.blocks {
+            Blocks::Decoder(decoder) => decoder.last_interleaved(),
+            Blocks::Pcm { samples, position, last, .. } => &samples[*last..*position],
+        }
+    }
+
     pub fn next_mono(&mut self) -> Result<Option<Vec<f32>>, DecodeError> {
         let block = match &mut self.blocks {
             Blocks::Decoder(decoder) => decoder.next_mono()?,
-            Blocks::Pcm { name, samples, position, .. } => {
+            Blocks::Pcm { name, samples, position, last, .. } => {
+                *last = *position;
                 if *position >= samples.len() {
                     return Ok(None);
                 }

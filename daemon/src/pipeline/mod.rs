@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod classify;
 pub mod decode;
+pub mod descriptors;
 pub mod features;
 pub mod heads;
 pub mod input;
@@ -78,6 +79,8 @@ pub struct SegmentStream {
     ready: std::collections::VecDeque<Segment>,
     resampled: Vec<f32>,
     done: bool,
+    /// Descriptor plugins hearing the decoded chunks, while a track runs.
+    descriptors: Option<descriptors::DescriptorSet>,
 }
 
 impl SegmentStream {
@@ -102,7 +105,18 @@ impl SegmentStream {
             ready: Default::default(),
             resampled: Vec::new(),
             done: false,
+            descriptors: None,
         }
+    }
+
+    /// Feed each decoded chunk to `set` as well; [`Self::take_descriptors`] gives it back.
+    pub fn with_descriptors(mut self, set: descriptors::DescriptorSet) -> Self {
+        self.descriptors = Some(set);
+        self
+    }
+
+    pub fn take_descriptors(&mut self) -> Option<descriptors::DescriptorSet> {
+        self.descriptors.take()
     }
 
     pub fn source(&self) -> &SourceInfo {
@@ -127,6 +141,9 @@ impl SegmentStream {
             match self.decoder.next_mono()? {
                 Some(block) => {
                     let rate = self.decoder.info().sample_rate;
+                    if let Some(set) = &mut self.descriptors {
+                        set.push(self.decoder.last_interleaved(), rate, self.decoder.info().channels);
+                    }
                     let resampler = match &mut self.resampler {
                         Some(r) => r,
                         slot => slot.insert(Resampler::new(rate, self.target_rate).map_err(|source| {

@@ -112,6 +112,52 @@ impl PluginInstance {
     }
 }
 
+impl PluginInstance {
+    /// Descriptor plugins: begin a track decoded at `sample_rate` with `channels` channels.
+    pub fn start(&mut self, sample_rate: u32, channels: u32) -> Result<(), PluginError> {
+        let plugin = self.library.name.clone();
+        let Some(start) = self.library.functions().start else {
+            return Err(PluginError::Process { plugin, status: ffi::ERR_INVALID_INPUT, message: "not a descriptor plugin".into() });
+        };
+        // SAFETY: live instance, called through `&mut self`.
+        let status = unsafe { start(self.raw.as_ptr(), sample_rate, channels) };
+        if status != ffi::OK {
+            return Err(PluginError::Process { plugin, status, message: self.library.last_error() });
+        }
+        Ok(())
+    }
+
+    /// Descriptor plugins: end the track and copy out its values (NaN: undefined, kept as is)
+    /// and the state it asks the host to keep.
+    pub fn finish(&mut self) -> Result<PluginOutput, PluginError> {
+        let plugin = self.library.name.clone();
+        let functions = self.library.functions();
+        let Some(finish) = functions.finish else {
+            return Err(PluginError::Process { plugin, status: ffi::ERR_INVALID_INPUT, message: "not a descriptor plugin".into() });
+        };
+        let mut output = ffi::Output::EMPTY;
+        // SAFETY: live instance, called through `&mut self`; the output slot outlives the call.
+        let status = unsafe { finish(self.raw.as_ptr(), &mut output) };
+        if status != ffi::OK {
+            return Err(PluginError::Process { plugin, status, message: self.library.last_error() });
+        }
+        // SAFETY: on success the plugin filled `output`, valid until `free_output`.
+        let copied = unsafe { copy_tensor(&output.values) }.and_then(|values| {
+            // SAFETY: as above.
+            let embedding = unsafe { copy_tensor(&output.embedding) }?;
+            Ok(PluginOutput { values, embedding: (!embedding.shape.is_empty()).then_some(embedding) })
+        });
+        let free_output = functions.free_output;
+        // SAFETY: returns the output the plugin filled, exactly once.
+        unsafe { free_output(self.raw.as_ptr(), &mut output) };
+        let result = copied.map_err(|reason| PluginError::BadOutput { plugin: plugin.clone(), reason })?;
+        if result.embedding.iter().flat_map(|e| &e.data).any(|v| !v.is_finite()) {
+            return Err(PluginError::BadOutput { plugin, reason: "state contains NaN or infinite values".into() });
+        }
+        Ok(result)
+    }
+}
+
 impl Drop for PluginInstance {
     fn drop(&mut self) {
         let destroy = self.library.functions().destroy;

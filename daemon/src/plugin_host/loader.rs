@@ -42,10 +42,7 @@ pub(super) struct Functions {
     pub last_error: ffi::LastErrorFn,
     pub destroy: ffi::DestroyFn,
     /// Present (checked at load) for descriptor plugins; the other kinds may lack them.
-    /// Nothing calls them until the pipeline runs descriptor plugins (issue 11, phase 2).
-    #[allow(dead_code)]
     pub start: Option<ffi::StartFn>,
-    #[allow(dead_code)]
     pub finish: Option<ffi::FinishFn>,
 }
 

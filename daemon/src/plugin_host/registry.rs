@@ -107,6 +107,12 @@ impl PluginRegistry {
         Ok(library)
     }
 
+    /// Leave out every plugin of `kind` (descriptor plugins when `analysis.descriptors` is off).
+    pub fn without_kind(mut self, kind: PluginKind) -> Self {
+        self.plugins.retain(|p| p.kind != kind);
+        self
+    }
+
     pub fn plugins(&self) -> &[Arc<PluginLibrary>] {
         &self.plugins
     }

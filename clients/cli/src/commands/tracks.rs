@@ -57,9 +57,10 @@ pub fn list_request(args: &TracksArgs) -> pb::ListTracksRequest {
         genre: args.genre.clone().unwrap_or_default(),
         model: args.model.clone().unwrap_or_default(),
         label: args.label.clone().unwrap_or_default(),
+        bpm: args.bpm.map(|(min, max)| pb::BpmRange { min, max, octaves: args.bpm_octaves }),
     }
 }
 
 fn filtered(args: &TracksArgs) -> bool {
-    args.genre.is_some() || args.model.is_some() || args.label.is_some()
+    args.genre.is_some() || args.model.is_some() || args.label.is_some() || args.bpm.is_some()
 }

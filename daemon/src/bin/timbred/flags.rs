@@ -200,6 +200,9 @@ pub(crate) struct AnalyzeArgs {
     /// Worker threads [default: all cores].
     #[arg(long, short)]
     pub(crate) jobs: Option<usize>,
+    /// Leave out the descriptor plugins (tempo, key, loudness).
+    #[arg(long)]
+    pub(crate) no_descriptors: bool,
     /// Audio files.
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,

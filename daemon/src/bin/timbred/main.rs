@@ -189,6 +189,7 @@ fn analyze(offline: &Offline, args: &AnalyzeArgs) -> anyhow::Result<bool> {
         files: args.files.clone(),
         segments: SegmentOptions { seconds, ..SegmentOptions::default() },
         jobs: args.jobs.unwrap_or(offline.all_cores),
+        descriptors: !args.no_descriptors,
     };
     let catalog = offline.catalog();
     let mut failed = 0usize;

@@ -22,6 +22,13 @@ pub(crate) fn print_analysis(
                 "  features   {} at {} Hz, {} x {} per segment; mean {:.1}, std {:.1}, range [{:.1}, {:.1}]",
                 f.plugin, f.sample_rate, f.shape[0], f.shape[1], f.mean, f.std, f.min, f.max
             );
+            let d = timbre_daemon::pipeline::descriptors::Summary::of(&a.descriptors);
+            if let Some(text) = descriptor_text(&d) {
+                println!("  descriptors {text}");
+            }
+            for error in a.descriptors.iter().filter_map(|d| d.error.as_ref().map(|e| (&d.plugin, e))) {
+                println!("  descriptor plugin {} failed: {}", error.0, error.1);
+            }
             for prediction in &a.predictions {
                 let labels = analyze::top_labels(&prediction.labels, &prediction.probabilities, top_k);
                 println!("  {:<10} {}", prediction.model, label_text(&labels));
@@ -146,4 +153,28 @@ pub(crate) fn print_failures(failed: &[(std::path::PathBuf, String)]) {
     for (file, reason) in failed {
         eprintln!("error: {}: {reason}", file.display());
     }
+}
+
+/// "120.0 BPM (0.82), A minor (0.71), -9.3 LUFS, LRA 5.1 LU, peak -0.4 dBTP, RG track -8.7 dB peak 0.95"
+pub(crate) fn descriptor_text(d: &timbre_daemon::pipeline::descriptors::Summary) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(bpm) = d.bpm {
+        parts.push(format!("{bpm:.1} BPM ({:.2})", d.bpm_confidence.unwrap_or(0.0)));
+    }
+    if let Some(key) = &d.key {
+        parts.push(format!("{key} ({:.2})", d.key_strength.unwrap_or(0.0)));
+    }
+    if let Some(l) = d.loudness_lufs {
+        parts.push(format!("{l:.1} LUFS"));
+    }
+    if let Some(r) = d.loudness_range_lu {
+        parts.push(format!("LRA {r:.1} LU"));
+    }
+    if let Some(p) = d.true_peak_dbtp {
+        parts.push(format!("peak {p:.1} dBTP"));
+    }
+    if let Some(g) = d.replaygain_track_gain_db {
+        parts.push(format!("RG track {g:+.2} dB peak {:.3}", d.replaygain_track_peak.unwrap_or(0.0)));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }

@@ -355,7 +355,8 @@ impl Recommender {
         let mut chosen: Vec<i64> = Vec::new();
         let mut previous = anchors[0].clone();
         let mut previous_artist = from.track.as_ref().map(|t| t.tags.artist.clone()).unwrap_or_default();
-        let mut path = Vec::with_capacity(length);
+        // Each step with its leg and vector, to order each leg once walked.
+        let mut path: Vec<(usize, Vec<f32>, TrackRecord)> = Vec::with_capacity(length);
         for step in 1..=length {
             let along = step as f32 / (length + 1) as f32 * legs as f32;
             let leg = (along.floor() as usize).min(legs - 1);
@@ -396,12 +397,21 @@ impl Recommender {
             let Some((hit, vector)) = best(true).or_else(|| best(false)) else { break };
             chosen.push(hit.track_id);
             let Some(track) = stored_tracks(&self.store, vec![hit.track_id]).await?.pop().flatten() else { continue };
-            let score = dot(&previous, vector);
             previous = vector.clone();
             previous_artist = track.tags.artist.clone();
-            path.push(Recommendation { track, score });
+            path.push((leg, vector.clone(), track));
         }
-        Ok(path)
+        // Where no unused track was nearer the leg's end than the step before (real music
+        // clusters), a step may have fallen back: within each leg, order by closeness to its
+        // end, so each leg closes in on it all the same.
+        path.sort_by(|a, b| a.0.cmp(&b.0).then(dot(&a.1, &anchors[a.0 + 1]).total_cmp(&dot(&b.1, &anchors[b.0 + 1]))));
+        let mut previous = anchors[0].clone();
+        let mut out = Vec::with_capacity(path.len());
+        for (_, vector, track) in path {
+            out.push(Recommendation { track, score: dot(&previous, &vector) });
+            previous = vector;
+        }
+        Ok(out)
     }
 
     /// Record a listening event for a library track.

@@ -260,3 +260,108 @@ fn an_unreachable_qdrant_does_not_stop_the_library() {
     });
     assert!(daemon.stop().success());
 }
+
+/// Path and the listening history on real clips: a path from a classical clip to a metal one
+/// starts near FROM, ends near TO and closes in on TO step by step; a recorded listen keeps
+/// its track out of recommendations that ask so, across a restart.
+#[test]
+fn a_path_between_real_clips_and_a_listening_history_that_survives_a_restart() {
+    let Some(pool) = gtzan_pool() else { return };
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let files = library(root.path(), &pool);
+    let args = ["--root", root.path().to_str().expect("utf-8"), "--data-dir", data.path().to_str().expect("utf-8")];
+    let daemon = Daemon::start_with(&args, &[]);
+    let path_of = |name: &Path| name.canonicalize().expect("canonical").display().to_string();
+    let recent = pb::HistoryOptions { exclude_recent: true, ..Default::default() };
+    let (from, to, listened) = runtime().block_on(async {
+        let mut client = daemon.client().await;
+        let tracks = wait_for_tracks(&mut client, files.len()).await;
+        let id = |file: &Path| tracks.iter().find(|t| t.path == path_of(file)).expect("listed").id;
+        // gtzan_clips gives three clips per genre in the order asked: classical first, metal next.
+        let (from, to) = (id(&files[0]), id(&files[3]));
+        let closeness = |hits: Vec<pb::RecommendedTrack>| -> std::collections::HashMap<u64, f32> {
+            hits.into_iter().map(|r| (r.track.expect("track").id, r.score)).collect()
+        };
+        let near = async |client: &mut TimbreClient<Channel>, id: u64| {
+            let request = pb::RecommendRequest { positive: vec![by_id(id)], limit: 50, ..Default::default() };
+            eventually("every other track to be recommendable", 60, async || {
+                let hits = client.recommend(request.clone()).await.ok()?.into_inner().tracks;
+                (hits.len() == files.len() - 1).then_some(hits)
+            })
+            .await
+        };
+        let to_from = closeness(near(&mut client, from).await);
+        let to_to = closeness(near(&mut client, to).await);
+        let request = pb::PathRequest { from: Some(by_id(from)), to: Some(by_id(to)), length: 3, ..Default::default() };
+        let path: Vec<u64> = client
+            .path(request)
+            .await
+            .expect("Path")
+            .into_inner()
+            .tracks
+            .into_iter()
+            .map(|r| r.track.expect("track").id)
+            .collect();
+        assert_eq!(path.len(), 3);
+        assert!(!path.contains(&from) && !path.contains(&to));
+        let steps: Vec<f32> = std::iter::once(to_to[&from]).chain(path.iter().map(|id| to_to[id])).collect();
+        eprintln!("path {path:?}: cosine to TO along the way {steps:?}");
+        assert!(steps.windows(2).all(|w| w[1] > w[0]), "each step closer to TO: {steps:?}");
+        assert!(to_from[&path[0]] > to_to[&path[0]], "the first step is nearer FROM than TO");
+        assert!(to_to[&path[2]] > to_from[&path[2]], "the last step is nearer TO than FROM");
+        let missing = client.path(pb::PathRequest { from: Some(by_id(from)), ..Default::default() }).await;
+        assert_eq!(missing.expect_err("no TO").code(), tonic::Code::InvalidArgument);
+
+        // A listen of the seed's nearest track, then Recommend with the recent window.
+        let nearest = near(&mut client, from).await[0].track.clone().expect("track").id;
+        let listen = pb::RecordListenRequest {
+            // By path, as the MPD auto-DJ gives it.
+            track: Some(pb::record_listen_request::Track::Path(
+                tracks.iter().find(|t| t.id == nearest).expect("nearest").path.clone(),
+            )),
+            played_s: 25.0,
+            ..Default::default()
+        };
+        let recorded = client.record_listen(listen).await.expect("RecordListen").into_inner();
+        assert_eq!(recorded.track_id, nearest);
+        let bad = pb::RecordListenRequest {
+            track: Some(pb::record_listen_request::Track::TrackId(nearest)),
+            played_s: -1.0,
+            ..Default::default()
+        };
+        assert_eq!(client.record_listen(bad).await.expect_err("negative").code(), tonic::Code::InvalidArgument);
+        let unknown = pb::RecordListenRequest {
+            track: Some(pb::record_listen_request::Track::TrackId(99_999)),
+            ..Default::default()
+        };
+        assert_eq!(client.record_listen(unknown).await.expect_err("unknown").code(), tonic::Code::NotFound);
+        (from, to, nearest)
+    });
+
+    // The client: `timbre path`.
+    let output =
+        run(timbre_cli().args(["--addr", &daemon.addr, "path", &from.to_string(), &to.to_string(), "-n", "3"]));
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout).lines().count(), 3);
+    assert!(daemon.stop().success());
+
+    // The history is in the library: after a restart the listened track is still left out.
+    let daemon = Daemon::start_with(&args, &[]);
+    runtime().block_on(async {
+        let mut client = daemon.client().await;
+        wait_for_tracks(&mut client, files.len()).await;
+        let request =
+            |history| pb::RecommendRequest { positive: vec![by_id(from)], limit: 50, history, ..Default::default() };
+        let plain = eventually("the index after a restart", 60, async || {
+            let hits = client.recommend(request(None)).await.ok()?.into_inner().tracks;
+            (hits.len() == files.len() - 1).then_some(hits)
+        })
+        .await;
+        assert_eq!(plain[0].track.as_ref().expect("track").id, listened);
+        let hits = client.recommend(request(Some(recent))).await.expect("Recommend").into_inner().tracks;
+        assert_eq!(hits.len(), files.len() - 2);
+        assert!(hits.iter().all(|r| r.track.as_ref().expect("track").id != listened), "played recently");
+    });
+    assert!(daemon.stop().success());
+}

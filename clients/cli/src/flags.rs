@@ -159,6 +159,17 @@ Examples:
   timbre playlist --seed 42 -n 30 --m3u ~/Music/mix.m3u8 --m3u-relative
   timbre --json playlist --seed 42 | jq -r .track.path")]
     Playlist(PlaylistArgs),
+    /// Build a path of tracks that leads from one track to another through the embedding space.
+    ///
+    /// FROM and TO are EXAMPLEs as for `timbre recommend`; neither is part of the path. Each
+    /// step is close to the one before it and closer to TO; `--via` bends the path through
+    /// waypoints. One line per track, in play order, as for `timbre playlist`.
+    #[command(after_help = "\
+Examples:
+  timbre path 42 17 -n 8
+  timbre path calm.flac loud.flac -n 12 --no-repeat-artist --via 99
+  timbre path 42 17 --m3u ~/Music/journey.m3u8")]
+    Path(PathArgs),
     /// Print shell completions or the man page, generated from these definitions (for
     /// packagers; needs no daemon).
     #[command(after_help = "\
@@ -322,6 +333,32 @@ pub struct PlaylistArgs {
     pub length: u32,
     /// Walk this model's embedding space, and show its top label. Default: the daemon's default
     /// recommendation model (the label shown is then the first model's).
+    #[arg(short, long, value_name = "M")]
+    pub model: Option<String>,
+    /// Never put two tracks by the same artist next to each other.
+    #[arg(long)]
+    pub no_repeat_artist: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub m3u: M3uArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// Where the path starts: a library track id, or an audio file (in the library or not).
+    #[arg(value_name = "FROM", value_parser = parse_track_target)]
+    pub from: TrackTarget,
+    /// Where it ends, as FROM.
+    #[arg(value_name = "TO", value_parser = parse_track_target)]
+    pub to: TrackTarget,
+    /// Number of tracks between the two (at least 1; the daemon caps it at its maximum).
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, value_parser = at_least_one())]
+    pub length: u32,
+    /// Pass near this track on the way (an id or a file). Repeat for more, in order.
+    #[arg(long = "via", value_name = "EXAMPLE", value_parser = parse_track_target)]
+    pub via: Vec<TrackTarget>,
+    /// Walk this model's embedding space, and show its top label.
     #[arg(short, long, value_name = "M")]
     pub model: Option<String>,
     /// Never put two tracks by the same artist next to each other.

@@ -172,6 +172,15 @@ pub struct RecommendSettings {
     /// Playlist length when a request does not say, and at most.
     pub default_length: usize,
     pub max_length: usize,
+    /// Listening history (RecordListen), used by requests that ask for it: tracks played this
+    /// many seconds ago or less are left out.
+    pub recent_window_s: f64,
+    /// A skip after at most this many seconds of play is a negative example.
+    pub quick_skip_s: f64,
+    /// How far back listens are read as positive and negative examples, in seconds.
+    pub history_lookback_s: f64,
+    /// Most tracks taken from the history as examples, each kind (the latest first).
+    pub history_examples: usize,
 }
 
 impl Default for RecommendSettings {
@@ -183,6 +192,10 @@ impl Default for RecommendSettings {
             max_limit: 200,
             default_length: 20,
             max_length: 500,
+            recent_window_s: 3.0 * 3600.0,
+            quick_skip_s: 30.0,
+            history_lookback_s: 30.0 * 86400.0,
+            history_examples: 20,
         }
     }
 }
@@ -404,6 +417,15 @@ fn check_values(s: &Settings, origin: &dyn Fn(&str) -> String) -> Result<(), Con
     ] {
         if value == 0 {
             return Err(invalid(key, &value, "must be at least 1"));
+        }
+    }
+    for (key, value) in [
+        ("recommend.recent_window_s", r.recent_window_s),
+        ("recommend.quick_skip_s", r.quick_skip_s),
+        ("recommend.history_lookback_s", r.history_lookback_s),
+    ] {
+        if value.is_nan() || value < 0.0 {
+            return Err(invalid(key, &value, "must not be negative"));
         }
     }
     Ok(())

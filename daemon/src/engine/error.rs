@@ -38,6 +38,12 @@ pub enum EngineError {
     NoPositiveExample,
     #[error("seed: required")]
     NoSeed,
+    #[error("{0}: required")]
+    NoEndpoint(&'static str),
+    #[error("played_s: {0} is not a non-negative number of seconds")]
+    PlayedTime(f64),
+    #[error("history.recent_window_s: {0} is not a non-negative number of seconds")]
+    RecentWindow(f64),
     #[error("diversity: {0} is not in [0, 1]")]
     Diversity(f32),
     #[error("filter.{0}: must be a non-negative number")]

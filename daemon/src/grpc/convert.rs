@@ -260,3 +260,14 @@ pub fn recommend_filter(filter: pb::RecommendFilter) -> RecommendFilter {
 pub fn recommended(recommendation: Recommendation) -> pb::RecommendedTrack {
     pb::RecommendedTrack { track: Some(track(recommendation.track)), score: recommendation.score }
 }
+
+/// The history a request uses; unset: none.
+pub fn history(options: Option<pb::HistoryOptions>) -> crate::recommend::History {
+    let options = options.unwrap_or_default();
+    crate::recommend::History {
+        exclude_recent: options.exclude_recent,
+        recent_window_s: options.recent_window_s,
+        skips_as_negative: options.skips_as_negative,
+        plays_as_positive: options.plays_as_positive,
+    }
+}

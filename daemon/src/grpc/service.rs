@@ -17,7 +17,7 @@ use crate::library::TrackFilter;
 use crate::pipeline::decode::downmix;
 use crate::pipeline::validate::{check_sample_rate, check_samples};
 use crate::pipeline::AudioInput;
-use crate::recommend::{Example, PlaylistRequest, RecommendRequest};
+use crate::recommend::{Example, ListenRequest, PathRequest, PlaylistRequest, RecommendRequest};
 use crate::sources::Windower;
 
 /// Tracks per `ListTracks` page when the client does not say, and at most.
@@ -143,6 +143,7 @@ pub fn recommend_request(request: pb::RecommendRequest, max_seconds: f64) -> Res
         filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
         diversity: request.diversity,
         strategy,
+        history: convert::history(request.history),
     })
 }
 
@@ -210,9 +211,57 @@ impl Timbre for TimbreService {
                 model: (!request.model.is_empty()).then_some(request.model),
                 no_repeat_artist: request.no_repeat_artist,
                 filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
+                history: convert::history(request.history),
             })
             .await?;
         Ok(Response::new(pb::PlaylistResponse { tracks: playlist.into_iter().map(convert::recommended).collect() }))
+    }
+
+    async fn path(&self, request: Request<pb::PathRequest>) -> Result<Response<pb::PathResponse>, Status> {
+        let request = request.into_inner();
+        let max_seconds = self.engine.settings().server.max_audio_seconds;
+        let from = request.from.ok_or_else(|| Status::invalid_argument("from: required"))?;
+        let to = request.to.ok_or_else(|| Status::invalid_argument("to: required"))?;
+        let waypoints = request
+            .waypoints
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| example(w, &format!("waypoints[{i}]"), max_seconds))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let path = self
+            .engine
+            .recommender()
+            .path(PathRequest {
+                from: Some(example(from, "from", max_seconds)?),
+                to: Some(example(to, "to", max_seconds)?),
+                waypoints,
+                length: request.length as usize,
+                model: (!request.model.is_empty()).then_some(request.model),
+                no_repeat_artist: request.no_repeat_artist,
+                filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
+            })
+            .await?;
+        Ok(Response::new(pb::PathResponse { tracks: path.into_iter().map(convert::recommended).collect() }))
+    }
+
+    async fn record_listen(
+        &self,
+        request: Request<pb::RecordListenRequest>,
+    ) -> Result<Response<pb::RecordListenResponse>, Status> {
+        use pb::record_listen_request::Track;
+        let request = request.into_inner();
+        let track = match request.track {
+            Some(Track::TrackId(id)) => Example::Track(track_id(id)?),
+            Some(Track::Path(path)) => Example::Path(PathBuf::from(path)),
+            None => return Err(Status::invalid_argument("track: one of track_id or path is required")),
+        };
+        let at_ms = (request.at_unix_ms != 0).then_some(request.at_unix_ms);
+        let listen = self
+            .engine
+            .recommender()
+            .record_listen(ListenRequest { track, at_ms, played_s: request.played_s, skipped: request.skipped })
+            .await?;
+        Ok(Response::new(pb::RecordListenResponse { track_id: listen.track_id as u64, at_unix_ms: listen.at_ms }))
     }
 
     type ScanStream = Stream<pb::ScanProgress>;

@@ -38,6 +38,9 @@ impl From<EngineError> for Status {
             EngineError::RelativePath(_)
             | EngineError::NoPositiveExample
             | EngineError::NoSeed
+            | EngineError::NoEndpoint(_)
+            | EngineError::PlayedTime(_)
+            | EngineError::RecentWindow(_)
             | EngineError::Diversity(_)
             | EngineError::NegativeDuration(_) => Status::invalid_argument(message),
             EngineError::OutsideRoots(_) => Status::permission_denied(message),

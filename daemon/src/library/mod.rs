@@ -15,5 +15,5 @@ pub use scan::{ScanProgress, Scanner};
 
 pub use changes::{change_queue, ChangeReceiver, ChangeSender, LibraryChange};
 pub use store::{
-    FileStat, ModelVersion, Store, StoreError, StoredPrediction, Tags, TrackFilter, TrackRecord, TrackState,
+    FileStat, Listen, ModelVersion, Store, StoreError, StoredPrediction, Tags, TrackFilter, TrackRecord, TrackState,
 };

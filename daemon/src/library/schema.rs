@@ -60,6 +60,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX descriptors_bpm ON descriptors(bpm);
     "#,
+    // 3: listening history (RecordListen), read by Recommend and Playlist.
+    r#"
+    CREATE TABLE listens (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        track_id    INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        at_ms       INTEGER NOT NULL,  -- unix ms when the track started playing
+        played_s    REAL    NOT NULL,  -- how long it was played
+        skipped     INTEGER NOT NULL   -- 1: the listener moved on before its end
+    );
+    CREATE INDEX listens_at ON listens(at_ms);
+    CREATE INDEX listens_track ON listens(track_id);
+    "#,
 ];
 
 /// Bring the database up to date; refuse one written by a newer timbred.

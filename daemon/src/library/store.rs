@@ -126,6 +126,16 @@ impl TrackRecord {
     }
 }
 
+/// One listening event: a track started at `at_ms` (unix ms) and played for `played_s`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listen {
+    pub track_id: i64,
+    pub at_ms: i64,
+    pub played_s: f64,
+    /// The listener moved on before the track's end.
+    pub skipped: bool,
+}
+
 /// `ListTracks` filters; all that are set must match.
 #[derive(Debug, Clone, Default)]
 pub struct TrackFilter {
@@ -447,6 +457,30 @@ impl Store {
         self.with(|c| c.query_row("SELECT count(*) FROM tracks", [], |r| r.get::<_, i64>(0)).map(|n| n as u64))
     }
 
+    /// Record that a track was listened to. Returns the event's id.
+    pub fn record_listen(&self, listen: &Listen) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO listens (track_id, at_ms, played_s, skipped) VALUES (?1, ?2, ?3, ?4)",
+                params![listen.track_id, listen.at_ms, listen.played_s, listen.skipped],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Listening events at or after `since_ms`, the latest first.
+    pub fn listens_since(&self, since_ms: i64) -> Result<Vec<Listen>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT track_id, at_ms, played_s, skipped FROM listens WHERE at_ms >= ?1 ORDER BY at_ms DESC, id DESC",
+            )?;
+            let rows = statement.query_map([since_ms], |row| {
+                Ok(Listen { track_id: row.get(0)?, at_ms: row.get(1)?, played_s: row.get(2)?, skipped: row.get(3)? })
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Flush the WAL into the main file; done at shutdown so the file stands alone.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.with(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);"))
@@ -616,6 +650,30 @@ mod tests {
         }
         let under: Vec<String> = store.paths_under("/m/a").expect("query").into_iter().map(|(_, p)| p).collect();
         assert_eq!(under, ["/m/a/1.flac", "/m/a/b/2.flac"]);
+    }
+
+    #[test]
+    fn listens_survive_reopening_latest_first_and_go_with_their_track() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("library.sqlite3");
+        let store = Store::open(&path).expect("open");
+        let stat = FileStat { size: 1, mtime_ns: 1 };
+        let a = store.insert("/m/a.flac", stat, "ha", &Tags::default()).expect("insert");
+        let b = store.insert("/m/b.flac", stat, "hb", &Tags::default()).expect("insert");
+        let listen = |track_id, at_ms, skipped| Listen { track_id, at_ms, played_s: 2.5, skipped };
+        store.record_listen(&listen(a, 1_000, false)).expect("record");
+        store.record_listen(&listen(b, 3_000, true)).expect("record");
+        store.record_listen(&listen(a, 2_000, false)).expect("record");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        let all = store.listens_since(0).expect("listens");
+        assert_eq!(all, vec![listen(b, 3_000, true), listen(a, 2_000, false), listen(a, 1_000, false)]);
+        assert_eq!(store.listens_since(2_000).expect("listens").len(), 2, "from `since_ms` on");
+        store.remove(b).expect("remove");
+        assert!(
+            store.listens_since(0).expect("listens").iter().all(|l| l.track_id == a),
+            "a removed track's listens go"
+        );
     }
 
     #[test]

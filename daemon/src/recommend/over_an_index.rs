@@ -18,8 +18,12 @@ struct Fixture {
 }
 
 async fn fixture(index_ready: bool) -> Fixture {
+    fixture_of(index_ready, 40).await
+}
+
+async fn fixture_of(index_ready: bool, tracks: usize) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(library(dir.path(), 40));
+    let store = Arc::new(library(dir.path(), tracks));
     let index = EmbeddedIndex::in_memory(exact_config());
     sync_from_library(&index, &store).await.expect("sync");
     let index: Arc<dyn VectorIndex> = Arc::new(index);
@@ -186,4 +190,212 @@ async fn an_index_not_yet_open_is_unavailable() {
     let f = fixture(false).await;
     let error = f.recommender.recommend(request(vec![Example::Track(f.tracks[0].id)])).await.expect_err("no index");
     assert!(matches!(error, EngineError::IndexUnavailable), "{error:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Listening history
+// ---------------------------------------------------------------------------
+
+fn listen_at(f: &Fixture, track_id: i64, seconds_ago: i64, played_s: f64, skipped: bool) {
+    let at_ms = now_ms() - seconds_ago * 1000;
+    f.recommender.store.record_listen(&Listen { track_id, at_ms, played_s, skipped }).expect("record");
+}
+
+async fn recommend_with(f: &Fixture, seed: i64, history: History, limit: usize) -> Vec<i64> {
+    let request = RecommendRequest { history, limit, ..request(vec![Example::Track(seed)]) };
+    ids(&f.recommender.recommend(request).await.expect("recommend"))
+}
+
+fn cosine_to(f: &Fixture, id: i64, other: i64) -> f32 {
+    let vector = |id: i64| {
+        let track = f.tracks.iter().find(|t| t.id == id).expect("a track");
+        let p = track.predictions.iter().find(|p| p.version.model == "cnn").expect("cnn");
+        normalised(&p.embedding)
+    };
+    dot(&vector(id), &vector(other))
+}
+
+#[tokio::test]
+async fn recently_played_tracks_are_left_out_for_the_window_only() {
+    let f = fixture(true).await;
+    let seed = f.tracks[0].id;
+    let before = recommend_with(&f, seed, History::default(), 5).await;
+    // The two nearest were played an hour ago, the third a day ago.
+    listen_at(&f, before[0], 3600, 200.0, false);
+    listen_at(&f, before[1], 3600, 5.0, true);
+    listen_at(&f, before[2], 86_400, 200.0, false);
+    let exclude = History { exclude_recent: true, ..Default::default() };
+    let after = recommend_with(&f, seed, exclude, 5).await;
+    assert!(!after.contains(&before[0]) && !after.contains(&before[1]), "played within 3 h: {after:?}");
+    assert_eq!(after[0], before[2], "played a day ago: outside the default window");
+    assert_eq!(recommend_with(&f, seed, History::default(), 5).await, before, "history unused unless asked");
+    let narrow = History { exclude_recent: true, recent_window_s: Some(60.0), ..Default::default() };
+    assert_eq!(recommend_with(&f, seed, narrow, 5).await, before, "a one-minute window leaves them in");
+    let wide = History { exclude_recent: true, recent_window_s: Some(2.0 * 86_400.0), ..Default::default() };
+    assert!(!recommend_with(&f, seed, wide, 5).await.contains(&before[2]), "a two-day window takes it out");
+    let bad = History { exclude_recent: true, recent_window_s: Some(-1.0), ..Default::default() };
+    let error = f.recommender.recommend(RecommendRequest { history: bad, ..request(vec![Example::Track(seed)]) });
+    assert!(matches!(error.await, Err(EngineError::RecentWindow(_))));
+}
+
+#[tokio::test]
+async fn a_quick_skip_pushes_its_neighbourhood_away_and_a_late_skip_does_not() {
+    let f = fixture(true).await;
+    let seed = f.tracks[0].id;
+    let skips = History { skips_as_negative: true, ..Default::default() };
+    let before = recommend_with(&f, seed, History::default(), 10).await;
+    let skipped = before[0];
+    // Skipped after 2 s, having been played through a week ago: the latest listen counts.
+    listen_at(&f, skipped, 7 * 86_400, 200.0, false);
+    listen_at(&f, skipped, 60, 2.0, true);
+    let after = recommend_with(&f, seed, skips, 10).await;
+    assert_ne!(after, before, "a quick skip changes what is recommended");
+    let closeness = |found: &[i64]| found.iter().map(|&id| cosine_to(&f, id, skipped)).sum::<f32>();
+    let without_skipped: Vec<i64> = before.iter().copied().filter(|&id| id != skipped).collect();
+    assert!(
+        closeness(&after) < closeness(&without_skipped),
+        "the recommendations move away from the skipped track: {after:?} vs {before:?}"
+    );
+    assert!(after.iter().position(|&id| id == skipped).is_none_or(|rank| rank > 0), "no longer first");
+
+    // A late skip (200 s played, beyond quick_skip_s) is no negative example.
+    let g = fixture(true).await;
+    listen_at(&g, skipped, 60, 200.0, true);
+    assert_eq!(recommend_with(&g, seed, skips, 10).await, before);
+}
+
+#[tokio::test]
+async fn tracks_played_through_pull_recommendations_towards_them_replays_more() {
+    let f = fixture(true).await;
+    let seed = f.tracks[0].id;
+    let plays = History { plays_as_positive: true, ..Default::default() };
+    let liked = f.tracks[20].id;
+    let before = recommend_with(&f, seed, History::default(), 10).await;
+    assert_eq!(recommend_with(&f, seed, plays, 10).await, before, "no history: nothing changes");
+    listen_at(&f, liked, 600, 200.0, false);
+    let once = recommend_with(&f, seed, plays, 10).await;
+    let closeness = |found: &[i64]| found.iter().map(|&id| cosine_to(&f, id, liked)).sum::<f32>();
+    assert!(closeness(&once) > closeness(&before), "towards the played track: {once:?} vs {before:?}");
+    listen_at(&f, liked, 300, 200.0, false);
+    listen_at(&f, liked, 100, 200.0, false);
+    let thrice = recommend_with(&f, seed, plays, 10).await;
+    assert!(closeness(&thrice) > closeness(&once), "replays weigh more: {thrice:?} vs {once:?}");
+    // The history alone is enough of an example.
+    let alone = RecommendRequest { history: plays, limit: 5, ..Default::default() };
+    let found = f.recommender.recommend(alone).await.expect("from the history alone");
+    assert_eq!(found.len(), 5);
+    let empty = fixture(true).await;
+    let alone = RecommendRequest { history: plays, limit: 5, ..Default::default() };
+    assert!(matches!(empty.recommender.recommend(alone).await, Err(EngineError::NoPositiveExample)));
+}
+
+#[tokio::test]
+async fn a_playlist_leaves_recent_tracks_out_and_steers_clear_of_skips() {
+    let f = fixture(true).await;
+    let seed = f.tracks[5].id;
+    let playlist = |history: History| {
+        let request = PlaylistRequest { seed: Some(Example::Track(seed)), length: 6, history, ..Default::default() };
+        let recommender = &f.recommender;
+        async move { ids(&recommender.playlist(request).await.expect("playlist")) }
+    };
+    let before = playlist(History::default()).await;
+    listen_at(&f, before[1], 60, 200.0, false);
+    let after = playlist(History { exclude_recent: true, ..Default::default() }).await;
+    assert!(!after.contains(&before[1]), "{after:?}");
+    assert_eq!(after.len(), 6);
+    listen_at(&f, before[0], 30, 1.0, true);
+    let after = playlist(History { skips_as_negative: true, ..Default::default() }).await;
+    assert_ne!(after[0], before[0], "the skipped track no longer opens the playlist");
+}
+
+#[tokio::test]
+async fn a_listen_is_recorded_for_a_library_track_only() {
+    let f = fixture(true).await;
+    let id = f.tracks[3].id;
+    let listen = |track, played_s| ListenRequest { track, at_ms: Some(1_000), played_s, skipped: false };
+    let recorded = f.recommender.record_listen(listen(Example::Track(id), 12.5)).await.expect("record");
+    assert_eq!(recorded, Listen { track_id: id, at_ms: 1_000, played_s: 12.5, skipped: false });
+    assert_eq!(f.recommender.store.listens_since(0).expect("listens"), vec![recorded]);
+    let unknown = f.recommender.record_listen(listen(Example::Track(987_654), 1.0)).await;
+    assert!(matches!(unknown, Err(EngineError::TrackNotFound(_))), "{unknown:?}");
+    for played in [-1.0, f64::NAN] {
+        let bad = f.recommender.record_listen(listen(Example::Track(id), played)).await;
+        assert!(matches!(bad, Err(EngineError::PlayedTime(_))), "{bad:?}");
+    }
+    let now = f.recommender.record_listen(ListenRequest { at_ms: None, ..listen(Example::Track(id), 1.0) });
+    assert!((now.await.expect("record").at_ms - now_ms()).abs() < 60_000, "no time given: now");
+}
+
+// ---------------------------------------------------------------------------
+// Paths
+// ---------------------------------------------------------------------------
+
+fn path_request(from: i64, to: i64, length: usize) -> PathRequest {
+    PathRequest { from: Some(Example::Track(from)), to: Some(Example::Track(to)), length, ..Default::default() }
+}
+
+/// Two tracks far apart in the cnn space.
+fn far_apart(f: &Fixture) -> (i64, i64) {
+    let analysed: Vec<i64> = f.tracks.iter().filter(|t| !t.predictions.is_empty()).map(|t| t.id).collect();
+    let mut pairs = Vec::new();
+    for &a in &analysed {
+        for &b in &analysed {
+            if a < b {
+                pairs.push((cosine_to(f, a, b), a, b));
+            }
+        }
+    }
+    let (_, a, b) = pairs.into_iter().min_by(|x, y| x.0.total_cmp(&y.0)).expect("pairs");
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_path_starts_near_from_ends_near_to_and_closes_in_on_to() {
+    // Dense enough that each of six steps can close in on TO.
+    let f = fixture_of(true, 200).await;
+    let (from, to) = far_apart(&f);
+    let path = ids(&f.recommender.path(path_request(from, to, 6)).await.expect("path"));
+    assert_eq!(path.len(), 6);
+    let mut unique = path.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "no repeats");
+    assert!(!path.contains(&from) && !path.contains(&to), "the ends are not part of it");
+    let (first, last) = (path[0], path[5]);
+    assert!(cosine_to(&f, first, from) > cosine_to(&f, first, to), "the first step is near FROM");
+    assert!(cosine_to(&f, last, to) > cosine_to(&f, last, from), "the last step is near TO");
+    let to_end: Vec<f32> = std::iter::once(from).chain(path.iter().copied()).map(|id| cosine_to(&f, id, to)).collect();
+    assert!(to_end.windows(2).all(|w| w[1] > w[0]), "each step closer to TO: {to_end:?}");
+}
+
+#[tokio::test]
+async fn a_path_can_avoid_an_artist_twice_in_a_row_and_pass_a_waypoint() {
+    let f = fixture(true).await;
+    let (from, to) = far_apart(&f);
+    let artist = |id: i64| f.tracks.iter().find(|t| t.id == id).expect("a track").tags.artist.clone();
+    let request = PathRequest { no_repeat_artist: true, ..path_request(from, to, 8) };
+    let path = ids(&f.recommender.path(request).await.expect("path"));
+    assert_eq!(path.len(), 8);
+    let artists: Vec<String> = std::iter::once(from).chain(path.iter().copied()).map(artist).collect();
+    assert!(artists.windows(2).all(|w| w[0] != w[1]), "{artists:?}");
+
+    // A waypoint far from both ends: the path bends towards it.
+    let plain = ids(&f.recommender.path(path_request(from, to, 6)).await.expect("path"));
+    let waypoint = f
+        .tracks
+        .iter()
+        .filter(|t| !t.predictions.is_empty() && t.id != from && t.id != to)
+        .map(|t| t.id)
+        .min_by(|&a, &b| {
+            let away = |id| cosine_to(&f, id, from) + cosine_to(&f, id, to);
+            away(a).total_cmp(&away(b))
+        })
+        .expect("a waypoint");
+    let request = PathRequest { waypoints: vec![Example::Track(waypoint)], ..path_request(from, to, 6) };
+    let bent = ids(&f.recommender.path(request).await.expect("path"));
+    assert!(!bent.contains(&waypoint), "a library waypoint is not part of the path");
+    let nearest = |path: &[i64]| path.iter().map(|&id| cosine_to(&f, id, waypoint)).fold(f32::MIN, f32::max);
+    assert!(nearest(&bent) > nearest(&plain), "nearer the waypoint: {bent:?} vs {plain:?}");
+    let missing = f.recommender.path(PathRequest { to: None, ..path_request(from, to, 3) }).await;
+    assert!(matches!(missing, Err(EngineError::NoEndpoint("to"))), "{missing:?}");
 }

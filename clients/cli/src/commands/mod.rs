@@ -5,6 +5,7 @@ mod classify;
 pub mod example;
 pub mod health;
 mod live;
+mod path;
 mod playlist;
 mod plugins;
 mod recommend;
@@ -59,6 +60,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, Error> 
         Command::Live(args) => live::run(ctx, &args).await,
         Command::Recommend(args) => recommend::run(ctx, &args).await,
         Command::Playlist(args) => playlist::run(ctx, &args).await,
+        Command::Path(args) => path::run(ctx, &args).await,
         Command::Generate(args) => {
             crate::generate::write::<crate::Cli>(args.what, "timbre", ctx.out)?;
             Ok(Outcome::Success)

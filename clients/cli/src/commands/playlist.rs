@@ -32,6 +32,7 @@ pub fn playlist_request(args: &PlaylistArgs, seed: pb::TrackRef) -> pb::Playlist
         model: args.model.clone().unwrap_or_default(),
         no_repeat_artist: args.no_repeat_artist,
         filter: recommend_filter(&args.filter),
+        history: None,
     }
 }
 
@@ -60,7 +61,8 @@ mod tests {
                 length: 20,
                 model: String::new(),
                 no_repeat_artist: false,
-                filter: None
+                filter: None,
+                history: None,
             }
         );
 

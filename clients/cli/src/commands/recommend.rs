@@ -91,6 +91,7 @@ pub fn recommend_request(
             "best-score" => pb::RecommendStrategy::BestScore,
             _ => pb::RecommendStrategy::AverageVector,
         } as i32,
+        history: None,
     }
 }
 
@@ -145,6 +146,7 @@ mod tests {
                 filter: None,
                 diversity: 0.0,
                 strategy: pb::RecommendStrategy::AverageVector as i32,
+                history: None,
             }
         );
     }

@@ -14,7 +14,7 @@ is built, with type stubs); errors are `TimbreError`, which carries the gRPC sta
 the daemon's message.
 """
 
-from timbre.client import Client, Samples, TimbreError
+from timbre.client import Client, History, Samples, TimbreError
 from timbre.v1 import timbre_pb2 as pb
 
-__all__ = ["Client", "Samples", "TimbreError", "pb"]
+__all__ = ["Client", "History", "Samples", "TimbreError", "pb"]

@@ -37,6 +37,31 @@ class Samples:
         return pb.Pcm(samples=values, sample_rate=self.sample_rate, channels=self.channels)
 
 
+@dataclass(frozen=True)
+class History:
+    """What a recommendation takes from the listening history; each part is off unless set.
+
+    `exclude_recent` leaves out tracks played within `recent_window_s` seconds (default: the
+    daemon's `recommend.recent_window_s`); `skips_as_negative` makes quickly skipped tracks
+    negative examples; `plays_as_positive` makes tracks played through positive ones.
+    """
+
+    exclude_recent: bool = False
+    recent_window_s: Optional[float] = None
+    skips_as_negative: bool = False
+    plays_as_positive: bool = False
+
+    def to_proto(self) -> pb.HistoryOptions:
+        options = pb.HistoryOptions(
+            exclude_recent=self.exclude_recent,
+            skips_as_negative=self.skips_as_negative,
+            plays_as_positive=self.plays_as_positive,
+        )
+        if self.recent_window_s is not None:
+            options.recent_window_s = self.recent_window_s
+        return options
+
+
 #: What can be classified: a file (read here and uploaded), its bytes, or samples.
 Audio = Union[str, "os.PathLike[str]", bytes, Samples]
 #: A recommendation example: a library track id, a library path, or audio analysed on the fly.
@@ -125,11 +150,14 @@ class Client:
         diversity: float = 0.0,
         strategy: str = "",
         filter: Optional[pb.RecommendFilter] = None,
+        history: Optional[History] = None,
     ) -> list[pb.RecommendedTrack]:
         """Library tracks like the positive examples and unlike the negative ones, best first.
 
         `strategy` is `"average"` or `"best"` (the daemon's default when empty); `model` picks
-        the embedding space (the daemon's default when empty).
+        the embedding space (the daemon's default when empty). `history` says what to take from
+        the listening history (`record_listen`); with `History(plays_as_positive=True)`,
+        `positive` may be empty.
         """
         strategies = {
             "": pb.RECOMMEND_STRATEGY_UNSPECIFIED,
@@ -146,6 +174,7 @@ class Client:
             diversity=diversity,
             strategy=strategies[strategy],
             filter=filter,
+            history=history.to_proto() if history else None,
         )
         return list(self._call("Recommend", request).tracks)
 
@@ -157,12 +186,62 @@ class Client:
         model: str = "",
         no_repeat_artist: bool = False,
         filter: Optional[pb.RecommendFilter] = None,
+        history: Optional[History] = None,
     ) -> list[pb.RecommendedTrack]:
         """A walk from `seed`: each track close to the previous one and to the seed, no repeats."""
         request = pb.PlaylistRequest(
-            seed=track_ref(seed), length=length, model=model, no_repeat_artist=no_repeat_artist, filter=filter
+            seed=track_ref(seed),
+            length=length,
+            model=model,
+            no_repeat_artist=no_repeat_artist,
+            filter=filter,
+            history=history.to_proto() if history else None,
         )
         return list(self._call("Playlist", request).tracks)
+
+    def path(
+        self,
+        start: Example,
+        end: Example,
+        *,
+        length: int = 10,
+        via: Iterable[Example] = (),
+        model: str = "",
+        no_repeat_artist: bool = False,
+        filter: Optional[pb.RecommendFilter] = None,
+    ) -> list[pb.RecommendedTrack]:
+        """`length` tracks that lead from `start` to `end` (neither included) through the
+        embedding space, each close to the previous one, optionally passing near `via`."""
+        request = pb.PathRequest(
+            length=length,
+            model=model,
+            no_repeat_artist=no_repeat_artist,
+            filter=filter,
+            waypoints=[track_ref(w) for w in _examples(via)],
+        )
+        # `from` is a Python keyword: set the field by name.
+        getattr(request, "from").CopyFrom(track_ref(start))
+        request.to.CopyFrom(track_ref(end))
+        return list(self._call("Path", request).tracks)
+
+    def record_listen(
+        self,
+        track: Union[int, str, "os.PathLike[str]"],
+        *,
+        played_s: float,
+        skipped: bool = False,
+        at: Optional[float] = None,
+    ) -> pb.RecordListenResponse:
+        """Records that a library track (id or path) was listened to for `played_s` seconds,
+        started at `at` (Unix seconds; default: now), and whether it was skipped."""
+        request = pb.RecordListenRequest(
+            played_s=played_s, skipped=skipped, at_unix_ms=int(at * 1000) if at is not None else 0
+        )
+        if isinstance(track, int) and not isinstance(track, bool):
+            request.track_id = track
+        else:
+            request.path = os.path.abspath(track)
+        return self._call("RecordListen", request)
 
     # -- the library ---------------------------------------------------------------------------
 

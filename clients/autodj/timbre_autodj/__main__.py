@@ -1,0 +1,5 @@
+import sys
+
+from timbre_autodj import main
+
+sys.exit(main())

@@ -321,7 +321,7 @@ fn model_folder_round_trips() {
     let loaded = load_model_folder(dir.path()).expect("loads");
     assert_eq!(loaded.model, model);
     assert_eq!(loaded.manifest, manifest);
-    assert_eq!(loaded.manifest.features.params["n_mels"].as_integer(), Some(N_FEATURES as i64));
+    assert_eq!(loaded.manifest.features.as_ref().expect("features").params["n_mels"].as_integer(), Some(N_FEATURES as i64));
     let held_out = Corpus::new("test/", 2, 2, 3);
     let (batch, segments) = (held_out.batch(), held_out.features.len());
     assert_eq!(loaded.model.classify(&batch, segments), model.classify(&batch, segments));
@@ -405,7 +405,7 @@ fn the_writer_reproduces_the_shipped_folder_byte_for_byte() {
         name: &manifest.name,
         version: &manifest.version,
         description: &manifest.description,
-        features: manifest.features.clone(),
+        features: manifest.features.clone().expect("features"),
     };
     let dir = tempfile::tempdir().expect("tempdir");
     assert_eq!(&write_model_folder(&loaded.model, dir.path(), &spec).expect("writes"), manifest);

@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::DecoderOptions;
+use symphonia::core::codecs::audio::{AudioDecoderOptions, CODEC_ID_NULL_AUDIO};
+use symphonia::core::codecs::CodecParameters;
+use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
 
 pub struct Audio {
     pub rate: u32,
@@ -27,32 +27,36 @@ pub fn decode(path: &Path) -> Audio {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let options = FormatOptions { enable_gapless: true, ..Default::default() };
-    let probed = symphonia::default::get_probe()
-        .format(&hint, stream, &options, &MetadataOptions::default())
+    let mut format = symphonia::default::get_probe()
+        .probe(&hint, stream, FormatOptions::default(), MetadataOptions::default())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut format = probed.format;
-    let track = format.default_track().expect("an audio track");
-    let id = track.id;
-    let mut decoder =
-        symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default()).expect("a decoder");
+    let (id, params) = format
+        .tracks()
+        .iter()
+        .find_map(|t| match &t.codec_params {
+            Some(CodecParameters::Audio(p)) if p.codec != CODEC_ID_NULL_AUDIO => Some((t.id, p.clone())),
+            _ => None,
+        })
+        .expect("an audio track");
+    let options = AudioDecoderOptions::default().gapless(true);
+    let mut decoder = symphonia::default::get_codecs().make_audio_decoder(&params, &options).expect("a decoder");
     let mut audio = Audio { rate: 0, channels: 0, samples: Vec::new() };
+    let mut interleaved = Vec::new();
     loop {
         let packet = match format.next_packet() {
-            Ok(packet) => packet,
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
             Err(symphonia::core::errors::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => panic!("{}: {e}", path.display()),
         };
-        if packet.track_id() != id {
+        if packet.track_id != id {
             continue;
         }
         let decoded = decoder.decode(&packet).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let spec = *decoded.spec();
-        let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
-        buffer.copy_interleaved_ref(decoded);
-        audio.rate = spec.rate;
-        audio.channels = spec.channels.count() as u32;
-        audio.samples.extend_from_slice(buffer.samples());
+        audio.rate = decoded.spec().rate();
+        audio.channels = decoded.spec().channels().count() as u32;
+        decoded.copy_to_vec_interleaved(&mut interleaved);
+        audio.samples.extend_from_slice(&interleaved);
     }
     audio
 }

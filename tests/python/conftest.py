@@ -171,3 +171,42 @@ class Daemon:
     def stop(self) -> int:
         self.process.terminate()
         return self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def client_site(tmp_path_factory) -> Path:
+    """The Python client as `pip install ./clients/python` builds it (stubs generated from
+    proto/, with type stubs), in a folder both this venv and the clients venv can import."""
+    pytest.importorskip("grpc_tools")
+    import shutil
+    import sys
+
+    target = tmp_path_factory.mktemp("site")
+    # Built from a copy, so the checkout gets no build/ or egg-info.
+    source = tmp_path_factory.mktemp("build") / "python"
+    shutil.copytree(REPO_ROOT / "clients/python", source)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TIMBRE_PROTO_DIR=str(REPO_ROOT / "proto")),
+    )
+    assert done.returncode == 0, f"pip install ./clients/python failed:\n{done.stdout}\n{done.stderr}"
+    assert (target / "timbre/v1/timbre_pb2.pyi").is_file(), "type stubs for the messages"
+    assert (target / "timbre/py.typed").is_file()
+    return target
+
+
+@pytest.fixture(scope="session")
+def timbre(client_site):
+    """`import timbre`, the installed client."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(client_site))
+    try:
+        for name in [m for m in sys.modules if m == "timbre" or m.startswith("timbre.")]:
+            del sys.modules[name]
+        return importlib.import_module("timbre")
+    finally:
+        sys.path.remove(str(client_site))

@@ -45,36 +45,6 @@ def mpd_binary() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def client_site(tmp_path_factory) -> Path:
-    """timbre-client built here (grpcio-tools is in this venv), importable by both venvs."""
-    pytest.importorskip("grpc_tools")
-    target = tmp_path_factory.mktemp("site")
-    source = tmp_path_factory.mktemp("build") / "python"
-    shutil.copytree(REPO_ROOT / "clients/python", source)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TIMBRE_PROTO_DIR=str(REPO_ROOT / "proto")),
-    )
-    assert done.returncode == 0, done.stderr
-    return target
-
-
-@pytest.fixture(scope="module")
-def timbre(client_site):
-    sys.path.insert(0, str(client_site))
-    try:
-        for name in [m for m in sys.modules if m == "timbre" or m.startswith("timbre.")]:
-            del sys.modules[name]
-        import timbre
-
-        return timbre
-    finally:
-        sys.path.remove(str(client_site))
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,22 +27,6 @@ def clients_venv() -> Path:
     return Path(value)
 
 
-@pytest.fixture(scope="module")
-def client_site(tmp_path_factory) -> Path:
-    """timbre-client built here (grpcio-tools is in this venv) for the beets venv to import."""
-    target = tmp_path_factory.mktemp("site")
-    source = tmp_path_factory.mktemp("build") / "python"
-    shutil.copytree(REPO_ROOT / "clients/python", source)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TIMBRE_PROTO_DIR=str(REPO_ROOT / "proto")),
-    )
-    assert done.returncode == 0, done.stderr
-    return target
-
-
 def test_beet_timbre_tags_a_real_library(clients_venv, client_site, timbred, tmp_path):
     pool, missing = find_gtzan_pool()
     if pool is None:

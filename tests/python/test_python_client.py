@@ -19,34 +19,6 @@ pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")
 
 
-@pytest.fixture(scope="module")
-def timbre(tmp_path_factory):
-    """The package as `pip install ./clients/python` builds it (stubs generated from proto/)."""
-    target = tmp_path_factory.mktemp("site")
-    build = tmp_path_factory.mktemp("build")
-    source = build / "python"
-    # Built from a copy, so the checkout gets no build/ or egg-info; the copy keeps its place
-    # relative to proto/ through TIMBRE_PROTO_DIR.
-    shutil.copytree(REPO_ROOT / "clients/python", source)
-    env = dict(os.environ, TIMBRE_PROTO_DIR=str(REPO_ROOT / "proto"))
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == 0, f"pip install ./clients/python failed:\n{done.stdout}\n{done.stderr}"
-    assert (target / "timbre/v1/timbre_pb2.pyi").is_file(), "type stubs for the messages"
-    assert (target / "timbre/py.typed").is_file()
-    sys.path.insert(0, str(target))
-    try:
-        for name in [m for m in sys.modules if m == "timbre" or m.startswith("timbre.")]:
-            del sys.modules[name]
-        return importlib.import_module("timbre")
-    finally:
-        sys.path.remove(str(target))
-
-
 def clips(root: Path) -> list[Path]:
     """Three real clips of different genres when the pool is here, else the project's own."""
     pool, _ = find_gtzan_pool()

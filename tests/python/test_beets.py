@@ -88,6 +88,14 @@ timbre:
                 text=True,
             )
             assert read.stdout.strip() == genre, (path, read.stderr)
+        # Tempo and key from the descriptor plugin, mood from musicnn's tags: set on every item.
+        described = run("ls", "-f", "$bpm|$initial_key|$mood").splitlines()
+        assert len(described) == 4, described
+        for line in described:
+            bpm, key, mood = line.split("|")
+            assert 40 <= int(bpm) <= 250, described
+            assert key and key[0] in "ABCDEFG", described
+        assert any(line.split("|")[2] for line in described), f"no mood tag above the threshold: {described}"
         # Already set: a second run changes nothing unless forced.
         assert "genre:" not in run("timbre")
 

@@ -138,9 +138,8 @@ impl ModelCatalog {
             .filter_map(|f| f.manifest.input.map(|input| (f.manifest.name, input.model)))
             .collect();
         // Models that read audio first, then heads, so a head finds its upstream loaded.
-        let (heads, models): (Vec<PathBuf>, Vec<PathBuf>) = folders.into_iter().partition(|dir| {
-            ModelFolder::read_manifest(dir).is_ok_and(|f| f.manifest.is_head())
-        });
+        let (heads, models): (Vec<PathBuf>, Vec<PathBuf>) =
+            folders.into_iter().partition(|dir| ModelFolder::read_manifest(dir).is_ok_and(|f| f.manifest.is_head()));
         for dir in models.into_iter().chain(heads) {
             let opened = open_model(registry, &dir, &runtime, &options).and_then(|spec| match spec {
                 Some(spec) => catalog.check_head(&spec, &head_upstreams).map(|()| Some(spec)),

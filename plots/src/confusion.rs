@@ -106,9 +106,17 @@ impl Painting for Picture<'_> {
             }
             // The row's recall, after the last column.
             let (x, y) = l.cell(row, counts.len());
-            let recall = if total == 0 { "–".to_string() } else { format!("{:.0} %", 100.0 * counts[row] as f64 / total as f64) };
-            root.draw(&Text::new(recall, (x + 8, y + CELL as i32 / 2), text(FONT - 2).pos(Pos::new(HPos::Left, VPos::Center))))
-                .map_err(fail)?;
+            let recall = if total == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.0} %", 100.0 * counts[row] as f64 / total as f64)
+            };
+            root.draw(&Text::new(
+                recall,
+                (x + 8, y + CELL as i32 / 2),
+                text(FONT - 2).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(fail)?;
             // Row label, right-aligned against the matrix.
             root.draw(&Text::new(
                 short(&m.labels[row]),
@@ -135,7 +143,8 @@ impl Painting for Picture<'_> {
 
 /// White for 0, a deep blue for 1.
 fn shade(share: f64) -> RGBColor {
-    let mix = |from: u8, to: u8| (f64::from(from) + (f64::from(to) - f64::from(from)) * share.clamp(0.0, 1.0)).round() as u8;
+    let mix =
+        |from: u8, to: u8| (f64::from(from) + (f64::from(to) - f64::from(from)) * share.clamp(0.0, 1.0)).round() as u8;
     RGBColor(mix(247, 8), mix(251, 48), mix(255, 107))
 }
 

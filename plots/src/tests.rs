@@ -13,7 +13,9 @@ fn labels(names: &[&str]) -> Vec<String> {
 fn svg_texts(svg: &str) -> Vec<String> {
     svg.split("<text")
         .skip(1)
-        .filter_map(|t| t.split_once('>').and_then(|(_, rest)| rest.split_once("</text>")).map(|(body, _)| body.trim().to_string()))
+        .filter_map(|t| {
+            t.split_once('>').and_then(|(_, rest)| rest.split_once("</text>")).map(|(body, _)| body.trim().to_string())
+        })
         .collect()
 }
 
@@ -28,7 +30,8 @@ fn a_confusion_png_has_its_size_and_every_count_in_its_cell() {
     let path = dir.path().join("cnn.png");
     let names = labels(&["blues", "classical", "a label far too long to fit"]);
     let counts = vec![vec![7, 1, 0], vec![0, 13, 0], vec![2, 2, 1]];
-    let drawn = confusion::draw(&Confusion { title: "cnn: test split", labels: &names, counts: &counts }, &path).unwrap();
+    let drawn =
+        confusion::draw(&Confusion { title: "cnn: test split", labels: &names, counts: &counts }, &path).unwrap();
     let image = image::open(&path).unwrap();
     assert_eq!((image.width(), image.height()), (drawn.width, drawn.height));
     let expected: Vec<Vec<String>> = counts.iter().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
@@ -47,7 +50,10 @@ fn a_confusion_png_has_its_size_and_every_count_in_its_cell() {
     };
     let full = layout_probe(1, 1);
     let empty = layout_probe(1, 0);
-    assert!(full.iter().map(|&c| c as u32).sum::<u32>() < empty.iter().map(|&c| c as u32).sum::<u32>(), "{full:?} vs {empty:?}");
+    assert!(
+        full.iter().map(|&c| c as u32).sum::<u32>() < empty.iter().map(|&c| c as u32).sum::<u32>(),
+        "{full:?} vs {empty:?}"
+    );
 }
 
 #[test]

@@ -114,7 +114,13 @@ pub fn train_head(
         &paths,
         request.jobs,
         || Analyzer::for_models(registry, catalog),
-        |analyzer, file| analyzer.analyze_input(&crate::pipeline::AudioInput::File(file.clone()), Some(&only), crate::pipeline::Budget::UNLIMITED),
+        |analyzer, file| {
+            analyzer.analyze_input(
+                &crate::pipeline::AudioInput::File(file.clone()),
+                Some(&only),
+                crate::pipeline::Budget::UNLIMITED,
+            )
+        },
         |file, result| {
             match result {
                 Ok(analysis) => {
@@ -208,10 +214,15 @@ fn cross_validate(tracks: &[Labelled], request: &HeadRequest) -> Result<CrossVal
             .filter(|(_, &g)| g != f)
             .map(|(t, _)| Example { track: &t.track, label: &t.label, embedding: &t.embedding })
             .collect();
-        let options = TrainOptions { holdout: Holdout::Stratified { fraction: 0.2, seed: request.seed }, ..TrainOptions::default() };
+        let options = TrainOptions {
+            holdout: Holdout::Stratified { fraction: 0.2, seed: request.seed },
+            ..TrainOptions::default()
+        };
         let (head, _) = train(&examples, &options)?;
         for (t, _) in tracks.iter().zip(&fold).filter(|(_, &g)| g == f) {
-            let p = head.predict(&t.embedding).map_err(|e| timbre_head::TrainError::NotFinite { index: 0, track: format!("{}: {e}", t.track) })?;
+            let p = head
+                .predict(&t.embedding)
+                .map_err(|e| timbre_head::TrainError::NotFinite { index: 0, track: format!("{}: {e}", t.track) })?;
             let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
             let ok = head.labels()[best] == t.label;
             right += usize::from(ok);

@@ -44,7 +44,11 @@ impl Head {
         if output.values.shape != [1, self.labels.len()] {
             return Err(PluginError::BadOutput {
                 plugin: self.name.clone(),
-                reason: format!("probabilities have shape {:?}, expected [1, {}]", output.values.shape, self.labels.len()),
+                reason: format!(
+                    "probabilities have shape {:?}, expected [1, {}]",
+                    output.values.shape,
+                    self.labels.len()
+                ),
             });
         }
         Ok(TrackPrediction {

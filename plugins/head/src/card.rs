@@ -39,7 +39,11 @@ pub fn card(provenance: &Provenance<'_>, report: &TrainReport) -> String {
          winner is refitted on every track.\n\n| candidate | accuracy | log loss |\n| --- | ---: | ---: |"
     );
     for (i, c) in report.candidates.iter().enumerate() {
-        let name = if c.kind == "logistic" { format!("logistic, l2 = {}", c.parameter) } else { format!("kNN, k = {}", c.parameter) };
+        let name = if c.kind == "logistic" {
+            format!("logistic, l2 = {}", c.parameter)
+        } else {
+            format!("kNN, k = {}", c.parameter)
+        };
         let mark = if i == report.chosen { " **(chosen)**" } else { "" };
         let _ = writeln!(out, "| {name}{mark} | {:.1} % | {:.3} |", 100.0 * c.accuracy, c.log_loss);
     }

@@ -53,7 +53,8 @@ pub fn write_head_folder(head: &Head, dir: &Path, spec: &FolderSpec<'_>) -> Resu
     };
     let folder = ModelFolder::write(dir, manifest, head.to_json().as_bytes(), spec.comment)?;
     let card = dir.join("CARD.md");
-    std::fs::write(&card, spec.card).map_err(|source| FolderError::Write { path: card.display().to_string(), source })?;
+    std::fs::write(&card, spec.card)
+        .map_err(|source| FolderError::Write { path: card.display().to_string(), source })?;
     Ok(folder)
 }
 
@@ -69,7 +70,8 @@ pub fn load_head_folder(dir: &Path) -> Result<(ModelFolder, Head), FolderError> 
         return Err(invalid(format!("[model] plugin is {:?}, not {PLUGIN_NAME:?}", folder.plugin())));
     }
     let bytes = folder.read_model(crate::MAX_HEAD_FILE_BYTES)?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid(format!("{} is not UTF-8 text", folder.manifest.model.file)))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| invalid(format!("{} is not UTF-8 text", folder.manifest.model.file)))?;
     let head = Head::from_json(&text).map_err(|reason| invalid(format!("{}: {reason}", folder.manifest.model.file)))?;
     if head.labels() != folder.manifest.model.labels.as_slice() {
         return Err(invalid(format!(

@@ -32,7 +32,11 @@ impl Standardiser {
         }
         let scale = var.iter().map(|v| {
             let std = (v / n_f).sqrt();
-            if std < MIN_STD { 1.0 } else { std as f32 }
+            if std < MIN_STD {
+                1.0
+            } else {
+                std as f32
+            }
         });
         Standardiser { mean: mean.iter().map(|&m| m as f32).collect(), scale: scale.collect() }
     }
@@ -44,6 +48,11 @@ impl Standardiser {
     /// `(x - mean) / scale`, in f64 for the trainer's arithmetic.
     pub fn apply(&self, row: &[f32], out: &mut Vec<f64>) {
         out.clear();
-        out.extend(row.iter().zip(&self.mean).zip(&self.scale).map(|((&x, &m), &s)| (f64::from(x) - f64::from(m)) / f64::from(s)));
+        out.extend(
+            row.iter()
+                .zip(&self.mean)
+                .zip(&self.scale)
+                .map(|((&x, &m), &s)| (f64::from(x) - f64::from(m)) / f64::from(s)),
+        );
     }
 }

@@ -86,7 +86,8 @@ fn a_problem_no_line_separates_is_given_to_knn() {
         .collect();
     let (head, report) = train(&examples(&data), &TrainOptions::default()).unwrap();
     assert!(matches!(head.classifier(), Classifier::Knn { .. }), "{report:?}");
-    let best_logistic = report.candidates.iter().filter(|c| c.kind == "logistic").map(|c| c.accuracy).fold(0.0, f64::max);
+    let best_logistic =
+        report.candidates.iter().filter(|c| c.kind == "logistic").map(|c| c.accuracy).fold(0.0, f64::max);
     assert!(report.candidates[report.chosen].accuracy > best_logistic + 0.2, "{report:?}");
     assert!(report.classifier.starts_with("kNN"), "{}", report.classifier);
 }
@@ -95,7 +96,12 @@ fn a_problem_no_line_separates_is_given_to_knn() {
 fn segments_of_one_track_stay_on_one_side() {
     // Three segments per track, labels by track: the named tracks are held out whole.
     let base = blobs(&[&[2.0], &[-2.0]], 10, 3, 1.0, 5);
-    let data: Vec<_> = base.iter().flat_map(|(t, l, e)| (0..3).map(move |s| (t.clone(), l.clone(), e.iter().map(|v| v + s as f32 * 0.01).collect::<Vec<_>>()))).collect();
+    let data: Vec<_> = base
+        .iter()
+        .flat_map(|(t, l, e)| {
+            (0..3).map(move |s| (t.clone(), l.clone(), e.iter().map(|v| v + s as f32 * 0.01).collect::<Vec<_>>()))
+        })
+        .collect();
     let held: Vec<String> = vec![base[0].0.clone(), base[10].0.clone(), base[11].0.clone()];
     let options = TrainOptions { holdout: Holdout::Tracks(held), ..TrainOptions::default() };
     let (_, report) = train(&examples(&data), &options).unwrap();
@@ -141,7 +147,8 @@ fn bad_training_data_is_refused_naming_the_track() {
     let one_label: Vec<_> = examples(&data).into_iter().filter(|e| e.label == "label0").collect();
     assert!(matches!(train(&one_label, &TrainOptions::default()), Err(TrainError::TooFewLabels(_))));
     assert!(matches!(train(&[], &TrainOptions::default()), Err(TrainError::Empty)));
-    let none_named = TrainOptions { holdout: Holdout::Tracks(vec!["elsewhere.flac".into()]), ..TrainOptions::default() };
+    let none_named =
+        TrainOptions { holdout: Holdout::Tracks(vec!["elsewhere.flac".into()]), ..TrainOptions::default() };
     assert!(matches!(train(&examples(&data), &none_named), Err(TrainError::NoHoldout)));
 }
 

@@ -93,7 +93,9 @@ pub enum TrainError {
     ConflictingLabels { track: String, first: String, second: String },
     #[error("a head needs at least two labels, found {0:?}")]
     TooFewLabels(Vec<String>),
-    #[error("no track is held out to choose the classifier (too few tracks, or none of the named tracks is in the data)")]
+    #[error(
+        "no track is held out to choose the classifier (too few tracks, or none of the named tracks is in the data)"
+    )]
     NoHoldout,
     #[error("every track is held out; none is left to train on")]
     NoTraining,
@@ -104,7 +106,13 @@ pub enum TrainError {
 /// Trains a head on `examples`; see the module documentation.
 pub fn train(examples: &[Example<'_>], options: &TrainOptions) -> Result<(Head, TrainReport), TrainError> {
     let dim = check(examples)?;
-    let labels: Vec<String> = examples.iter().map(|e| e.label).collect::<std::collections::BTreeSet<_>>().into_iter().map(str::to_owned).collect();
+    let labels: Vec<String> = examples
+        .iter()
+        .map(|e| e.label)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     if labels.len() < 2 {
         return Err(TrainError::TooFewLabels(labels));
     }

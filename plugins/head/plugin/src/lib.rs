@@ -31,8 +31,9 @@ impl Plugin for HeadPlugin {
     const METADATA_JSON: &'static std::ffi::CStr = c"{\"description\":\"a head: standardise, then logistic regression or kNN, over another model's embedding\",\"input\":\"[tracks, dim] upstream embeddings\",\"output\":\"probabilities [tracks, labels]; no embedding\",\"config\":{\"model_dir\":\"folder with model.toml ([input] names the upstream model) and head.json (required)\"}}";
 
     fn create(config: &serde_json::Value) -> Result<Self, Error> {
-        let config: HeadConfig = serde_json::from_value(config.clone())
-            .map_err(|e| Error::config(format!("head: {e}; the configuration is {{\"model_dir\": \"<head folder>\"}}")))?;
+        let config: HeadConfig = serde_json::from_value(config.clone()).map_err(|e| {
+            Error::config(format!("head: {e}; the configuration is {{\"model_dir\": \"<head folder>\"}}"))
+        })?;
         let (folder, head) = load_head_folder(&config.model_dir).map_err(|e| Error::config(e.to_string()))?;
         let upstream = folder.manifest.input.as_ref().map(|i| i.model.clone()).unwrap_or_default();
         Ok(HeadPlugin { name: folder.manifest.name, upstream, dir: config.model_dir, head })
@@ -62,7 +63,10 @@ impl Plugin for HeadPlugin {
         };
         let mut probabilities = Vec::with_capacity(rows * self.head.labels().len());
         for (row, embedding) in input.data.chunks_exact(dim.max(1)).take(rows).enumerate() {
-            let p = self.head.predict(embedding).map_err(|e| Error::invalid_input(format!("head {}: row {row}: {e}", self.name)))?;
+            let p = self
+                .head
+                .predict(embedding)
+                .map_err(|e| Error::invalid_input(format!("head {}: row {row}: {e}", self.name)))?;
             probabilities.extend(p);
         }
         Ok(Output { values: Tensor::new(probabilities, vec![rows, self.head.labels().len()]), embedding: None })

@@ -95,16 +95,7 @@ impl PluginInstance {
         if status != ffi::OK {
             return Err(PluginError::Process { plugin, status, message: self.library.last_error() });
         }
-        // SAFETY: on success the plugin filled `output`, and it stays valid until `free_output`.
-        let copied = unsafe { copy_tensor(&output.values) }.and_then(|values| {
-            // SAFETY: as above.
-            let embedding = unsafe { copy_tensor(&output.embedding) }?;
-            Ok(PluginOutput { values, embedding: (!embedding.shape.is_empty()).then_some(embedding) })
-        });
-        let free_output = functions.free_output;
-        // SAFETY: returns the output the plugin filled, exactly once.
-        unsafe { free_output(self.raw.as_ptr(), &mut output) };
-        let result = copied.map_err(|reason| PluginError::BadOutput { plugin: plugin.clone(), reason })?;
+        let result = self.take_output(&mut output)?;
         if result.values.data.iter().chain(result.embedding.iter().flat_map(|e| &e.data)).any(|v| !v.is_finite()) {
             return Err(PluginError::BadOutput { plugin, reason: "output contains NaN or infinite values".into() });
         }
@@ -141,20 +132,26 @@ impl PluginInstance {
         if status != ffi::OK {
             return Err(PluginError::Process { plugin, status, message: self.library.last_error() });
         }
-        // SAFETY: on success the plugin filled `output`, valid until `free_output`.
+        let result = self.take_output(&mut output)?;
+        if result.embedding.iter().flat_map(|e| &e.data).any(|v| !v.is_finite()) {
+            return Err(PluginError::BadOutput { plugin, reason: "state contains NaN or infinite values".into() });
+        }
+        Ok(result)
+    }
+
+    /// Copies what a successful `process` or `finish` wrote into `output` out of plugin
+    /// memory, then hands it back to the plugin's `free_output`, whatever the copy found.
+    fn take_output(&self, output: &mut ffi::Output) -> Result<PluginOutput, PluginError> {
+        // SAFETY: on success the plugin filled `output`, and it stays valid until `free_output`.
         let copied = unsafe { copy_tensor(&output.values) }.and_then(|values| {
             // SAFETY: as above.
             let embedding = unsafe { copy_tensor(&output.embedding) }?;
             Ok(PluginOutput { values, embedding: (!embedding.shape.is_empty()).then_some(embedding) })
         });
-        let free_output = functions.free_output;
+        let free_output = self.library.functions().free_output;
         // SAFETY: returns the output the plugin filled, exactly once.
-        unsafe { free_output(self.raw.as_ptr(), &mut output) };
-        let result = copied.map_err(|reason| PluginError::BadOutput { plugin: plugin.clone(), reason })?;
-        if result.embedding.iter().flat_map(|e| &e.data).any(|v| !v.is_finite()) {
-            return Err(PluginError::BadOutput { plugin, reason: "state contains NaN or infinite values".into() });
-        }
-        Ok(result)
+        unsafe { free_output(self.raw.as_ptr(), output) };
+        copied.map_err(|reason| PluginError::BadOutput { plugin: self.library.name.clone(), reason })
     }
 }
 

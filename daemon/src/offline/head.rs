@@ -70,6 +70,8 @@ pub enum HeadError {
     Train(#[from] timbre_head::TrainError),
     #[error(transparent)]
     Write(#[from] timbre_head::FolderError),
+    #[error("cross-validation: track {track}: {source}")]
+    Predict { track: String, source: timbre_head::PredictError },
 }
 
 /// A track's label, its upstream embedding and its duration.
@@ -222,7 +224,7 @@ fn cross_validate(tracks: &[Labelled], request: &HeadRequest) -> Result<CrossVal
         for (t, _) in tracks.iter().zip(&fold).filter(|(_, &g)| g == f) {
             let p = head
                 .predict(&t.embedding)
-                .map_err(|e| timbre_head::TrainError::NotFinite { index: 0, track: format!("{}: {e}", t.track) })?;
+                .map_err(|source| HeadError::Predict { track: t.track.clone(), source })?;
             let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
             let ok = head.labels()[best] == t.label;
             right += usize::from(ok);

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::broadcast;
 
 use crate::pipeline::analysis::Analysis;
-use crate::pipeline::classify::ranked;
+use crate::pipeline::classify::top;
 use crate::pipeline::AudioInput;
 use crate::sources::{self, LiveSourceConfig, PcmBlock};
 use crate::workers::{Priority, WorkerPool};
@@ -100,9 +100,9 @@ fn classify_windows(
                     let summary: Vec<String> = analysis
                         .predictions
                         .iter()
-                        .map(|p| {
-                            let best = ranked(&p.probabilities, 1)[0];
-                            format!("{} {} {:.2}", p.model, p.labels[best], p.probabilities[best])
+                        .filter_map(|p| {
+                            let best = top(&p.probabilities)?;
+                            Some(format!("{} {} {:.2}", p.model, p.labels.get(best)?, p.probabilities[best]))
                         })
                         .collect();
                     tracing::info!(

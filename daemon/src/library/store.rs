@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::schema;
+use crate::pipeline::classify;
 use crate::pipeline::descriptors::{DescriptorResult, Summary};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +90,10 @@ pub struct StoredPrediction {
 }
 
 impl StoredPrediction {
-    /// The most probable label (the last of equals); "" without labels. The `top_label` column
+    /// The most probable label (by [`classify::top`]); "" without labels. The `top_label` column
     /// and the vector index's predicted genre both come from here, so they always agree.
     pub fn top_label(&self) -> &str {
-        self.probabilities
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .and_then(|(i, _)| self.labels.get(i))
-            .map_or("", String::as_str)
+        classify::top(&self.probabilities).and_then(|i| self.labels.get(i)).map_or("", String::as_str)
     }
 }
 
@@ -594,6 +590,14 @@ mod tests {
             assert!(error.contains("track 1 (/m/a.flac), model cnn"), "{error}");
             assert!(store.list(&Default::default(), 0, 10).is_err(), "listing fails rather than panicking");
         }
+    }
+
+    #[test]
+    fn the_stored_top_label_of_a_tie_is_the_one_served_first() {
+        let tie = prediction("cnn", "1", vec![0.5, 0.5]);
+        let served_first = classify::ranked(&tie.probabilities, 1)[0];
+        assert_eq!(tie.top_label(), tie.labels[served_first]);
+        assert_eq!(tie.top_label(), "rock");
     }
 
     fn prediction(model: &str, version: &str, probabilities: Vec<f32>) -> StoredPrediction {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::metrics::{argmax, ClassScores, Confusion};
+use super::metrics::{ClassScores, Confusion};
+use crate::pipeline::classify;
 use timbre_model_manifest::OutputKind;
 
 use crate::models::ModelCatalog;
@@ -301,12 +302,15 @@ fn report(
         }
     }
     let index = |label: &str| labels.iter().position(|l| l == label).unwrap_or(0);
-    let track = Confusion::new(&labels, picked.iter().map(|(truth, p)| (index(truth), argmax(&p.probabilities))));
+    let track = Confusion::new(
+        &labels,
+        picked.iter().map(|(truth, p)| (index(truth), classify::top(&p.probabilities).unwrap_or(0))),
+    );
     let segment = Confusion::new(
         &labels,
         picked
             .iter()
-            .flat_map(|(truth, p)| p.segments.iter().map(move |s| (index(truth), argmax(s))))
+            .flat_map(|(truth, p)| p.segments.iter().map(move |s| (index(truth), classify::top(s).unwrap_or(0))))
             .collect::<Vec<_>>(),
     );
     ModelReport {

@@ -222,10 +222,9 @@ fn cross_validate(tracks: &[Labelled], request: &HeadRequest) -> Result<CrossVal
         };
         let (head, _) = train(&examples, &options)?;
         for (t, _) in tracks.iter().zip(&fold).filter(|(_, &g)| g == f) {
-            let p = head
-                .predict(&t.embedding)
-                .map_err(|source| HeadError::Predict { track: t.track.clone(), source })?;
-            let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+            let p =
+                head.predict(&t.embedding).map_err(|source| HeadError::Predict { track: t.track.clone(), source })?;
+            let best = crate::pipeline::classify::top(&p).unwrap_or(0);
             let ok = head.labels()[best] == t.label;
             right += usize::from(ok);
             if t.duration_s >= request.whole_track_seconds {

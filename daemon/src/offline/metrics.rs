@@ -59,11 +59,6 @@ impl Confusion {
     }
 }
 
-/// Index of the largest value (the first on ties).
-pub fn argmax(values: &[f32]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,10 +77,5 @@ mod tests {
         assert!((b.precision - 0.5).abs() < 1e-12 && (b.recall - 1.0).abs() < 1e-12);
         assert!((b.f1 - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(scores["c"], ClassScores { precision: 0.0, recall: 0.0, f1: 0.0, support: 1 });
-    }
-
-    #[test]
-    fn argmax_takes_the_first_of_equals() {
-        assert_eq!(argmax(&[0.1, 0.7, 0.7, 0.2]), 1);
     }
 }

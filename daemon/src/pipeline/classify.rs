@@ -41,7 +41,17 @@ impl TrackPrediction {
     }
 }
 
-/// Indices of the `k` highest probabilities, highest first (all of them when `k` is 0).
+/// The index of the most probable label: the first of equal probabilities, the one rule for a
+/// "top label" everywhere (stored, served, evaluated), and numpy's `argmax`, which the Python
+/// training and evaluation use. `None` without probabilities.
+pub fn top(probabilities: &[f32]) -> Option<usize> {
+    (!probabilities.is_empty()).then(|| {
+        (0..probabilities.len()).fold(0, |best, i| if probabilities[i] > probabilities[best] { i } else { best })
+    })
+}
+
+/// Indices of the `k` highest probabilities, highest first (all of them when `k` is 0); equal
+/// probabilities keep their label order, as [`top`] does.
 pub fn ranked(probabilities: &[f32], k: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..probabilities.len()).collect();
     order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
@@ -135,6 +145,14 @@ impl TrackAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_top_label_is_the_first_of_equals_and_leads_the_ranking() {
+        let probabilities = [0.1, 0.4, 0.4, 0.1];
+        assert_eq!(top(&probabilities), Some(1));
+        assert_eq!(ranked(&probabilities, 0), [1, 2, 0, 3]);
+        assert_eq!(top(&[]), None);
+    }
 
     #[test]
     fn track_probabilities_are_the_mean_of_segments_and_embeddings_are_unit_length() {

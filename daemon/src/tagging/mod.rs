@@ -459,6 +459,8 @@ pub fn undo(store: &Store, track: &TrackRecord, dry_run: bool) -> Result<Option<
 
 #[cfg(test)]
 mod tests {
+    use lofty::ogg::OggPictureStorage as _;
+
     use super::*;
     use crate::library::store::{ModelVersion, StoredPrediction, Tags};
     use crate::pipeline::descriptors::DescriptorResult;
@@ -468,7 +470,6 @@ mod tests {
     /// A library holding one analysed FLAC whose file has GENRE=Rock and a picture.
     fn library(dir: &Path) -> (Store, TrackRecord) {
         use lofty::file::AudioFile as _;
-        use lofty::ogg::OggPictureStorage as _;
         let path = dir.join("song.flac");
         std::fs::copy(SAMPLE, &path).expect("copy");
         let mut file = lofty::flac::FlacFile::read_from(
@@ -480,7 +481,11 @@ mod tests {
         comments.push("GENRE".into(), "Rock".into());
         comments.push("TITLE".into(), "Kept".into());
         file.set_vorbis_comments(comments);
-        let picture = lofty::picture::Picture::unchecked(vec![0x89, b'P', b'N', b'G'])
+        // A 1x1 PNG: lofty reads its size for the FLAC picture block.
+        let png = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4b00000000049454e44ae426082";
+        let png: Vec<u8> =
+            (0..png.len()).step_by(2).map(|i| u8::from_str_radix(&png[i..i + 2], 16).expect("hex")).collect();
+        let picture = lofty::picture::Picture::unchecked(png)
             .pic_type(lofty::picture::PictureType::CoverFront)
             .mime_type(lofty::picture::MimeType::Png)
             .build();
@@ -569,7 +574,6 @@ mod tests {
         assert_eq!(all(&tags, "REPLAYGAIN_TRACK_GAIN"), ["-6.52 dB"]);
         assert_eq!(all(&tags, "REPLAYGAIN_TRACK_PEAK"), ["0.988547"]);
         assert_eq!(all(&tags, "TITLE"), ["Kept"]);
-        use lofty::ogg::OggPictureStorage as _;
         assert_eq!(tags.pictures().len() + picture_blocks(&track.path), 1, "the picture is kept");
 
         let appended = TaggingSettings {

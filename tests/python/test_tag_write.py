@@ -251,3 +251,42 @@ def test_tag_writes_reads_back_undoes_and_leaves_audio_alone(timbred, clients_py
     shutil.copy(music / "song.flac", stranger)
     failed = run([timbred, "tag", "--dry-run", *common, stranger], check=False)
     assert failed.returncode == 1 and "elsewhere.flac" in failed.stderr and "not in the library" in failed.stderr
+
+
+def test_the_daemon_tags_each_track_once_analysed_when_asked(timbred, clients_python, tmp_path):
+    """tagging.write = true: the daemon writes the tags right after storing the analysis, the
+    write is recorded, and the rewritten file is not analysed again."""
+    pool, missing = find_gtzan_pool()
+    if pool is None:
+        pytest.skip(missing)
+    clip = max(sorted((pool / "reggae").glob("*.flac")), key=lambda p: p.stat().st_size)
+    music, data = tmp_path / "music", tmp_path / "data"
+    music.mkdir()
+    song = music / "song.flac"
+    run(["ffmpeg", "-v", "error", "-i", clip, "-t", "12", "-map_metadata", "-1", "-c:a", "flac", song])
+    run([clients_python, "-c", MUTAGEN, "setup", song, PNG.hex()])
+    stream = audio_stream(song)
+    config = tmp_path / "timbre.toml"
+    config.write_text('[tagging]\nwrite = true\nfields = ["bpm", "key", "replaygain"]\n')
+
+    def tags() -> dict:
+        return json.loads(run([clients_python, "-c", MUTAGEN, "read", song, PNG.hex()]).stdout)
+
+    daemon = Daemon(timbred, music, data, extra_args=["--models", "musicnn-msd,genre", "--config", str(config)])
+    try:
+        deadline = time.time() + 600
+        while not tags()["bpm"]:
+            assert time.time() < deadline, "the daemon wrote no tags"
+            time.sleep(1)
+        analysed = library_rows(data)["song.flac"]
+        time.sleep(4)  # the watcher sees the rename; an analysis it started would show by now
+        assert library_rows(data)["song.flac"] == analysed, "the tagged file was analysed again"
+        after = tags()
+        assert after["key"] and after["track_gain"] and after["genre"] == ["Rock"], after
+        assert after["pictures"] and after["mytag"] == ["keep me"], after
+        assert audio_stream(song) == stream
+        with sqlite3.connect(data / "library.sqlite3", timeout=10) as db:
+            (writes,) = db.execute("SELECT count(*) FROM tag_writes").fetchone()
+        assert writes == 1
+    finally:
+        daemon.stop()

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::library::store::{FileStat, Store, StoreError, TrackRecord};
+use crate::library::store::{FileStat, Store, StoreError, TrackRecord, TrackState};
 use slots::{Family, Slot, TagFile};
 
 /// The `[tagging]` configuration section.
@@ -295,6 +295,8 @@ pub struct FileReport {
 pub enum TagError {
     #[error("{}: not in the library; let the daemon analyse it first (`timbre scan {}`)", path.display(), path.display())]
     NotInLibrary { path: PathBuf },
+    #[error("{}: not analysed ({state}); nothing to write yet", path.display())]
+    NotAnalysed { path: PathBuf, state: String },
     #[error("{}: {reason}", path.display())]
     File { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -377,6 +379,13 @@ impl Tagger {
         dry_run: bool,
         hook: write::Hook<'_>,
     ) -> Result<FileReport, TagError> {
+        if track.state != TrackState::Analysed {
+            let state = match track.state {
+                TrackState::Failed => format!("its analysis failed: {}", track.error),
+                _ => "waiting for analysis".to_string(),
+            };
+            return Err(TagError::NotAnalysed { path: track.path.clone().into(), state });
+        }
         let changes = self.plan(track)?;
         let mut report = FileReport { path: track.path.clone(), changes, written: false };
         if dry_run || report.changes.is_empty() {

@@ -73,7 +73,14 @@ pub fn rewrite(
             return Err("writing the tags would have changed the audio stream".to_string());
         }
         check(&temp)?;
-        // Same permission bits as the original (copy made it with the process's umask).
+        // Same owner and permission bits as the original: the copy was made with this
+        // process's user and umask. Another user's file that cannot be given back to it
+        // (not running as root) is refused rather than taken over; a group is best effort.
+        let _ = std::os::unix::fs::chown(&temp, Some(metadata.uid()), Some(metadata.gid()));
+        let owner = fs::metadata(&temp).map_err(|e| format!("cannot read the copy back: {e}"))?.uid();
+        if owner != metadata.uid() {
+            return Err(format!("cannot keep its owner (uid {}) on the rewritten file", metadata.uid()));
+        }
         fs::set_permissions(&temp, metadata.permissions()).map_err(|e| format!("cannot set its mode: {e}"))?;
         File::open(&temp).and_then(|f| f.sync_all()).map_err(|e| format!("cannot flush the copy to disk: {e}"))?;
         hook(Stage::BeforeRename, path, &temp).map_err(|e| format!("before replacing it: {e}"))?;

@@ -331,7 +331,7 @@ fn print_split(data: &std::path::Path, test: f64, validation: f64, seed: u64) ->
 /// `timbred tag`. The data directory's lock is not taken: it keeps a second daemon out, and
 /// this command must work beside the one running. SQLite (WAL) lets both write the library.
 fn tag(cli: &Cli, args: &TagArgs) -> anyhow::Result<bool> {
-    use timbre_daemon::library::Store;
+    use timbre_daemon::library::{Store, TrackState};
     use timbre_daemon::tagging::{self, Tagger};
 
     let settings_args = SettingsArgs {
@@ -374,7 +374,8 @@ fn tag(cli: &Cli, args: &TagArgs) -> anyhow::Result<bool> {
                 let (page, _) = store.list(&Default::default(), after, 500)?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
-                tracks.extend(page);
+                // The whole library: only what has an analysis to write.
+                tracks.extend(page.into_iter().filter(|t| t.state == TrackState::Analysed));
             }
         }
     }
@@ -389,7 +390,7 @@ fn tag(cli: &Cli, args: &TagArgs) -> anyhow::Result<bool> {
                 fail(&format!("{}: no track of the library is in this folder", path.display()), &text);
             }
             for (id, _) in under {
-                tracks.extend(store.track(id)?);
+                tracks.extend(store.track(id)?.filter(|t| args.undo || t.state == TrackState::Analysed));
             }
             continue;
         }

@@ -22,4 +22,5 @@ pub mod plugin_host;
 pub mod recommend;
 pub mod serve;
 pub mod sources;
+pub mod tagging;
 pub mod workers;

@@ -33,6 +33,8 @@ pub struct Settings {
     /// The vector index behind `Recommend` and `Playlist`.
     pub index: crate::index::IndexConfig,
     pub recommend: RecommendSettings,
+    /// Writing what the analysis found into the audio files' tags (`timbred tag`).
+    pub tagging: crate::tagging::TaggingSettings,
     /// Live sources (sound cards, network streams), each a `[[live]]` table; see
     /// [`LiveSourceConfig`]. Not serialised: there is none by default.
     #[serde(skip_serializing)]
@@ -408,6 +410,7 @@ fn check_values(s: &Settings, origin: &dyn Fn(&str) -> String) -> Result<(), Con
         origin: origin("index.backend"),
         reason: e.to_string(),
     })?;
+    s.tagging.validate().map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
     let r = &s.recommend;
     for (key, value) in [
         ("recommend.default_limit", r.default_limit),

@@ -71,7 +71,7 @@ impl Engine {
         })?;
         let versions = model_versions(&catalog, &registry);
         let (changes_tx, changes) = crate::library::change_queue(crate::library::changes::CHANGE_QUEUE);
-        let scanner = Arc::new(Scanner::new(
+        let scanner = Scanner::new(
             store.clone(),
             pool.clone(),
             versions,
@@ -79,7 +79,12 @@ impl Engine {
             settings.library.extensions.clone(),
             changes_tx,
         )
-        .with_descriptor_versions(crate::pipeline::descriptors::DescriptorSet::load(&registry).versions()));
+        .with_descriptor_versions(crate::pipeline::descriptors::DescriptorSet::load(&registry).versions());
+        let scanner = Arc::new(if settings.tagging.write {
+            scanner.with_tagger(crate::tagging::Tagger::new(settings.tagging.clone(), &[]))
+        } else {
+            scanner
+        });
         let keeper =
             IndexKeeper::start(settings.index.clone(), settings.library.data_dir.clone(), store.clone(), changes);
         // Heads give labels, not an embedding: they are not spaces.

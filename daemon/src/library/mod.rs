@@ -2,6 +2,7 @@
 //! them. [`store`] keeps it (SQLite), [`scan`] brings it up to date with the disk, [`watch`]
 //! follows changes as they happen.
 
+pub mod audio_hash;
 pub mod changes;
 pub mod embeddings;
 pub mod lock;
@@ -15,5 +16,5 @@ pub use scan::{ScanProgress, Scanner};
 
 pub use changes::{change_queue, ChangeReceiver, ChangeSender, LibraryChange};
 pub use store::{
-    FileStat, Listen, ModelVersion, Store, StoreError, StoredPrediction, Tags, TrackFilter, TrackRecord, TrackState,
+    FileStat, Listen, ModelVersion, Store, StoreError, StoredPrediction, TagWrite, Tags, TrackFilter, TrackRecord, TrackState,
 };

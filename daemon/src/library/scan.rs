@@ -1,7 +1,8 @@
 //! Bringing the library up to date with the disk.
 //!
-//! For each audio file under the scanned paths: unchanged (size and mtime, else the content
-//! digest) and analysed by the current model versions → skipped; a model whose version
+//! For each audio file under the scanned paths: unchanged (size and mtime, else the digest
+//! of its audio stream, [`super::audio_hash`]) and analysed by the current model versions →
+//! skipped, with its tags refreshed when only they changed; a model whose version
 //! changed → re-analysed with that model only; a new path whose digest belongs to a track
 //! whose file is gone → a move, which keeps the track and its analysis; a copy of an
 //! analysed file → the analysis is copied. Tracks whose files are gone are removed.
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::audio_hash::{audio_hash, is_audio_hash};
 use super::store::{FileStat, ModelVersion, Store, StoreError, StoredPrediction, TrackRecord, TrackState};
 use super::{tags, ChangeSender, LibraryChange};
 use crate::pipeline::analysis::Analysis;
@@ -79,6 +81,8 @@ pub struct Scanner {
     changes: ChangeSender,
     /// [`STORE_RETRY_AFTER`]; tests shorten it.
     store_retry_after: Duration,
+    /// `tagging.write`: tags each track's file once its analysis is stored.
+    tagger: Option<Arc<crate::tagging::Tagger>>,
 }
 
 impl Scanner {
@@ -103,7 +107,14 @@ impl Scanner {
             stopping: AtomicBool::new(false),
             changes,
             store_retry_after: STORE_RETRY_AFTER,
+            tagger: None,
         }
+    }
+
+    /// Write tags into each file right after its analysis is stored.
+    pub fn with_tagger(mut self, tagger: crate::tagging::Tagger) -> Self {
+        self.tagger = Some(Arc::new(tagger));
+        self
     }
 
     /// The descriptor plugins the workers run, `(name, version)`.
@@ -347,7 +358,12 @@ impl Scanner {
         })
         .await;
         match saved {
-            Ok(Ok(())) => self.announce(LibraryChange::Changed(id)),
+            Ok(Ok(())) => {
+                if !failed {
+                    self.write_tags(id).await;
+                }
+                self.announce(LibraryChange::Changed(id));
+            }
             Ok(Err(error)) => {
                 tracing::error!("{}: {error}", file.display());
                 self.retry_later(file);
@@ -355,6 +371,26 @@ impl Scanner {
             Err(_) => {}
         }
         (failed, !failed)
+    }
+
+    /// Tag track `id`'s file from its stored analysis, when `tagging.write` asks for it. A
+    /// failure is logged (it names the file) and changes nothing: tags never stop a scan.
+    async fn write_tags(&self, id: i64) {
+        let Some(tagger) = self.tagger.clone() else { return };
+        let store = self.store.clone();
+        let tagged = tokio::task::spawn_blocking(move || {
+            let Some(track) = store.track(id)? else { return Ok(None) };
+            Ok::<_, crate::tagging::TagError>(Some(tagger.tag(&store, &track, false)?))
+        })
+        .await;
+        match tagged {
+            Ok(Ok(Some(report))) if report.written => {
+                tracing::info!(path = %report.path, tags = report.changes.len(), "tags written")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!("tags not written: {error}"),
+            Err(_) => {}
+        }
     }
 
     /// The library could not store what it learnt about `file` (a full disk, say): the row
@@ -379,17 +415,23 @@ impl Scanner {
         let path = file.to_str().expect("discover keeps UTF-8 paths only");
         if let Some(track) = self.store.track_by_path(path)? {
             if track.stat == stat {
+                self.upgrade_hash(&track, file)?;
                 return Ok(self.plan_for(&track, full));
             }
-            let hash = match timbre_model_manifest::sha256_file(file) {
+            let hash = match content_hash(file) {
                 Ok(hash) => hash,
                 Err(error) => {
                     self.store.save_failure(track.id, &format!("{path}: cannot read it: {error}"))?;
                     return Ok(Plan::Failed);
                 }
             };
-            if hash == track.content_hash {
-                self.store.update_stat(track.id, stat)?;
+            if self.same_audio(&track, file, &hash) {
+                // Tags edited (by timbre or anyone): the analysis still holds.
+                let tags = tags::read(file);
+                self.store.refresh_file(track.id, stat, &hash, &tags)?;
+                if tags != track.tags {
+                    self.announce(LibraryChange::Changed(track.id));
+                }
                 return Ok(self.plan_for(&track, full));
             }
             self.store.replace_content(track.id, stat, &hash, &tags::read(file))?;
@@ -397,7 +439,7 @@ impl Scanner {
             return Ok(Plan::Analyse { id: track.id, models: None });
         }
 
-        let hash = match timbre_model_manifest::sha256_file(file) {
+        let hash = match content_hash(file) {
             Ok(hash) => hash,
             Err(error) => {
                 let id = self.store.insert(path, stat, "", &Default::default())?;
@@ -405,10 +447,20 @@ impl Scanner {
                 return Ok(Plan::Failed);
             }
         };
-        let same_content = self.store.tracks_with_hash(&hash)?;
+        let mut same_content = self.store.tracks_with_hash(&hash)?;
+        if same_content.is_empty() && is_audio_hash(&hash) && self.store.has_legacy_hashes()? {
+            // A file moved while the library still holds whole-file digests (before the
+            // first scan after the upgrade got to its old row, which is gone).
+            if let Ok(whole) = timbre_model_manifest::sha256_file(file) {
+                same_content = self.store.tracks_with_hash(&whole)?;
+            }
+        }
         if let Some(moved) = same_content.iter().find(|t| !Path::new(&t.path).exists()) {
             tracing::info!(from = %moved.path, to = %path, "moved; keeping its analysis");
             self.store.move_track(moved.id, path, stat)?;
+            if moved.content_hash != hash {
+                self.store.update_hash(moved.id, &hash)?;
+            }
             self.announce(LibraryChange::Changed(moved.id));
             return Ok(self.plan_for(moved, full));
         }
@@ -422,6 +474,32 @@ impl Scanner {
             }
         }
         Ok(Plan::Analyse { id, models: None })
+    }
+
+    /// Whether `file`, now digested as `hash`, has the audio `track` was analysed from. A
+    /// legacy whole-file digest can only say "the same bytes"; anything else is re-analysed.
+    fn same_audio(&self, track: &TrackRecord, file: &Path, hash: &str) -> bool {
+        if is_audio_hash(&track.content_hash) {
+            return hash == track.content_hash;
+        }
+        timbre_model_manifest::sha256_file(file).is_ok_and(|whole| whole == track.content_hash)
+    }
+
+    /// A library from before audio digests stores whole-file ones. A file whose size and
+    /// mtime are those it was digested at has not changed since: its audio digest replaces
+    /// the old one here, with no re-analysis. Only analysed tracks: a file that cannot be
+    /// demuxed would be read again on every scan.
+    fn upgrade_hash(&self, track: &TrackRecord, file: &Path) -> Result<(), StoreError> {
+        if is_audio_hash(&track.content_hash) || track.state != TrackState::Analysed {
+            return Ok(());
+        }
+        match audio_hash(file) {
+            Ok(hash) => self.store.update_hash(track.id, &hash),
+            Err(error) => {
+                tracing::debug!("keeping the whole-file digest: {error}");
+                Ok(())
+            }
+        }
     }
 
     /// What a track whose content is unchanged needs.
@@ -523,6 +601,18 @@ pub fn resolve_in(roots: &[PathBuf], path: &Path) -> Result<PathBuf, ScanError> 
         Ok(resolved)
     } else {
         Err(outside())
+    }
+}
+
+/// The digest a track is stored under: its audio stream's; for a file whose stream cannot
+/// be demuxed, the whole file's (its analysis then fails and says why, as before).
+fn content_hash(file: &Path) -> std::io::Result<String> {
+    match audio_hash(file) {
+        Ok(hash) => Ok(hash),
+        Err(error) => {
+            tracing::debug!("no audio digest, hashing the whole file: {error}");
+            timbre_model_manifest::sha256_file(file)
+        }
     }
 }
 
@@ -750,7 +840,7 @@ mod tests {
         assert_eq!((scanned.done, scanned.analysed, scanned.failed, scanned.total), (1, 1, 0, 1));
         let track = lib.track_at(&file);
         assert_eq!(track.state, TrackState::Analysed);
-        assert_eq!(track.content_hash, timbre_model_manifest::sha256_file(&file).expect("hash"));
+        assert_eq!(track.content_hash, audio_hash(&file).expect("hash"), "the audio stream's digest");
         let models: Vec<String> = analyses(&track).into_iter().map(|(m, v, _)| format!("{m} {v}")).collect();
         assert_eq!(models, ["a 1.0.0", "b 1.0.0"]);
         assert!((track.duration_s - 1.0).abs() < 0.01, "{}", track.duration_s);
@@ -860,5 +950,85 @@ mod tests {
         assert_eq!(after[1].1, "2.0.0", "model b was re-run at its new version");
         assert!(after[1].2 > before[1].2, "{after:?} after {before:?}");
         assert_eq!(lib.announced(), [LibraryChange::Changed(track.id)]);
+    }
+
+    /// `file` (a WAV) with a RIFF INFO title appended after its audio: a tag edit, as a tag
+    /// editor makes one, that leaves every audio byte alone.
+    fn retitle_wav(file: &Path, title: &str) {
+        let mut bytes = std::fs::read(file).expect("read");
+        let mut text = title.as_bytes().to_vec();
+        text.push(0);
+        if text.len() % 2 == 1 {
+            text.push(0);
+        }
+        let mut info = b"INFO".to_vec();
+        info.extend_from_slice(b"INAM");
+        info.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        info.extend_from_slice(&text);
+        bytes.extend_from_slice(b"LIST");
+        bytes.extend_from_slice(&(info.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&info);
+        let riff = (bytes.len() - 8) as u32;
+        bytes[4..8].copy_from_slice(&riff.to_le_bytes());
+        std::fs::write(file, bytes).expect("write");
+    }
+
+    /// Seen failing with the whole-file digest: the retitled file was analysed again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tag_edit_refreshes_the_tags_and_is_not_analysed_but_an_audio_edit_is() {
+        let mut lib = library();
+        let file = lib.root.join("song.wav");
+        write_wav(&file, 0.05);
+        lib.scan(versions("1.0.0")).await;
+        let before = lib.track_at(&file);
+        lib.announced();
+
+        retitle_wav(&file, "A New Title");
+        let scanned = lib.scan(versions("1.0.0")).await;
+        assert_eq!((scanned.done, scanned.analysed), (1, 0), "only tags changed");
+        let after = lib.track_at(&file);
+        assert_eq!(after.tags.title, "A New Title", "the new tags are stored");
+        assert_eq!(after.stat, FileStat::of(&std::fs::metadata(&file).expect("stat")));
+        assert_eq!(
+            (after.id, after.content_hash.clone(), analyses(&after)),
+            (before.id, before.content_hash.clone(), analyses(&before))
+        );
+        assert_eq!(lib.announced(), [LibraryChange::Changed(after.id)], "the index learns the new tags");
+
+        write_wav(&file, 0.09);
+        let scanned = lib.scan(versions("1.0.0")).await;
+        assert_eq!(scanned.analysed, 1, "the audio changed");
+        assert_ne!(lib.track_at(&file).content_hash, after.content_hash);
+    }
+
+    /// A library from before audio digests: unchanged files get their audio digest without
+    /// being analysed again, a touched one too (its bytes are the digested ones), and a file
+    /// moved before the first scan after the upgrade is still recognised.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn whole_file_digests_of_an_old_library_are_upgraded_without_re_analysis() {
+        let lib = library();
+        let (kept, touched, moved) = (lib.root.join("kept.wav"), lib.root.join("touched.wav"), lib.root.join("m.wav"));
+        write_wav(&kept, 0.05);
+        write_wav(&touched, 0.06);
+        write_wav(&moved, 0.07);
+        lib.scan(versions("1.0.0")).await;
+        for file in [&kept, &touched, &moved] {
+            let track = lib.track_at(file);
+            lib.store.update_hash(track.id, &timbre_model_manifest::sha256_file(file).expect("hash")).expect("legacy");
+        }
+        let before: Vec<_> = [&kept, &touched, &moved].map(|f| analyses(&lib.track_at(f))).into();
+        let later = std::time::SystemTime::now() + Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&touched).expect("open").set_modified(later).expect("touch");
+        let new_place = lib.root.join("moved.wav");
+        std::fs::rename(&moved, &new_place).expect("move");
+
+        let scanned = lib.scan(versions("1.0.0")).await;
+        assert_eq!((scanned.done, scanned.analysed), (3, 0), "nothing analysed again");
+        for (file, before) in [&kept, &touched, &new_place].into_iter().zip(before) {
+            let track = lib.track_at(file);
+            assert_eq!(track.content_hash, audio_hash(file).expect("hash"), "{}", file.display());
+            assert_eq!(analyses(&track), before, "{}", file.display());
+        }
+        assert_eq!(lib.tracks().len(), 3);
     }
 }

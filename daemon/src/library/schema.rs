@@ -72,6 +72,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX listens_at ON listens(at_ms);
     CREATE INDEX listens_track ON listens(track_id);
     "#,
+    // 4: tags timbre wrote into audio files (`timbred tag`, tagging.write), one row per file
+    // written, so `timbred tag --undo` can put the previous values back.
+    r#"
+    CREATE TABLE tag_writes (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        track_id    INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        path        TEXT    NOT NULL,  -- where the file was when written
+        written_at  INTEGER NOT NULL,  -- unix ms
+        fields      TEXT    NOT NULL,  -- JSON [{"field", "tag", "old": [..] | null, "new": [..] | null}]
+        undone_at   INTEGER            -- unix ms of the undo; NULL while the write stands
+    );
+    CREATE INDEX tag_writes_track ON tag_writes(track_id, id);
+    "#,
 ];
 
 /// Bring the database up to date; refuse one written by a newer timbred.

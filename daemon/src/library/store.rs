@@ -113,6 +113,8 @@ pub struct TrackRecord {
     pub descriptors: Vec<DescriptorResult>,
     /// ReplayGain album gain over the tracks sharing this track's album tag; computed on read.
     pub album_gain_db: Option<f64>,
+    /// ReplayGain album peak: the largest track peak over the same tracks; computed on read.
+    pub album_peak: Option<f64>,
 }
 
 impl TrackRecord {
@@ -130,6 +132,17 @@ pub struct Listen {
     pub played_s: f64,
     /// The listener moved on before the track's end.
     pub skipped: bool,
+}
+
+/// One write of tags into a file, as recorded for `timbred tag --undo`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagWrite {
+    pub id: i64,
+    pub track_id: i64,
+    pub path: String,
+    pub written_at_ms: i64,
+    /// JSON, as the tagger wrote it: each field's tag with its old and new values.
+    pub fields: String,
 }
 
 /// `ListTracks` filters; all that are set must match.
@@ -170,6 +183,7 @@ fn track_from_row(row: &Row) -> rusqlite::Result<TrackRecord> {
         predictions: Vec::new(),
         descriptors: Vec::new(),
         album_gain_db: None,
+        album_peak: None,
     })
 }
 
@@ -299,6 +313,96 @@ impl Store {
                 "UPDATE tracks SET size = ?2, mtime_ns = ?3, updated_at = ?4 WHERE id = ?1",
                 params![id, stat.size as i64, stat.mtime_ns, now_ms()],
             )?;
+            Ok(())
+        })
+    }
+
+    /// Same audio, other bytes (tags edited): new `stat`, digest and tags; the analysis stays.
+    pub fn refresh_file(&self, id: i64, stat: FileStat, hash: &str, tags: &Tags) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tracks SET size = ?2, mtime_ns = ?3, content_hash = ?4, title = ?5, artist = ?6, album = ?7,
+                 genre = ?8, updated_at = ?9 WHERE id = ?1",
+                params![
+                    id,
+                    stat.size as i64,
+                    stat.mtime_ns,
+                    hash,
+                    tags.title,
+                    tags.artist,
+                    tags.album,
+                    tags.genre,
+                    now_ms()
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The same content under another kind of digest (a legacy whole-file one replaced).
+    pub fn update_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("UPDATE tracks SET content_hash = ?2 WHERE id = ?1", params![id, hash])?;
+            Ok(())
+        })
+    }
+
+    /// Whether some analysed track still has a digest that is not of its audio stream.
+    pub fn has_legacy_hashes(&self) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tracks WHERE state = 2 AND substr(content_hash, 1, 13) != 'audio-sha256:')",
+                [],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Record tags written into track `id`'s file. Returns the record's id.
+    pub fn record_tag_write(&self, id: i64, path: &str, fields: &str) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tag_writes (track_id, path, written_at, fields) VALUES (?1, ?2, ?3, ?4)",
+                params![id, path, now_ms(), fields],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// The latest write into track `id`'s file that has not been undone.
+    pub fn latest_tag_write(&self, id: i64) -> Result<Option<TagWrite>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, track_id, path, written_at, fields FROM tag_writes WHERE track_id = ?1 AND undone_at IS NULL
+                 ORDER BY id DESC LIMIT 1",
+                [id],
+                |row| {
+                    Ok(TagWrite {
+                        id: row.get(0)?,
+                        track_id: row.get(1)?,
+                        path: row.get(2)?,
+                        written_at_ms: row.get(3)?,
+                        fields: row.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Every track with a write that stands, by id: what `timbred tag --undo` with no path undoes.
+    pub fn tracks_with_tag_writes(&self) -> Result<Vec<i64>, StoreError> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT DISTINCT track_id FROM tag_writes WHERE undone_at IS NULL ORDER BY track_id")?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    pub fn mark_tag_write_undone(&self, write_id: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("UPDATE tag_writes SET undone_at = ?2 WHERE id = ?1", params![write_id, now_ms()])?;
             Ok(())
         })
     }
@@ -521,6 +625,8 @@ fn with_descriptors(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<
         let album: Vec<DescriptorResult> = statement
             .query_map([&track.tags.album], descriptor_from_row)?
             .collect::<rusqlite::Result<_>>()?;
+        track.album_peak =
+            album.iter().filter_map(|d| d.value("replaygain_track_peak")).filter(|p| p.is_finite()).reduce(f64::max);
         let histograms: Vec<_> =
             album.into_iter().filter_map(|d| timbre_descriptors::BlockHistogram::from_counts(d.state)).collect();
         let refs: Vec<_> = histograms.iter().collect();

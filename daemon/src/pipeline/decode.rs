@@ -323,7 +323,7 @@ thread_local! {
 
 /// Run a symphonia call, turning a panic into its message. The panic is expected (malformed
 /// input) and becomes an error naming the file, so the process-wide hook does not print it.
-fn shielded<T>(call: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn shielded<T>(call: impl FnOnce() -> T) -> Result<T, String> {
     static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
     QUIET_HOOK.call_once(|| {
         let previous = std::panic::take_hook();

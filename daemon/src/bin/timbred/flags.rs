@@ -129,6 +129,22 @@ pub(crate) enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// Write what the library learnt about tracks (genre, mood, BPM, key, ReplayGain) into
+    /// their files' tags, from the stored analysis.
+    ///
+    /// Each file is rewritten safely: the tags go into a hidden copy beside it, the copy's
+    /// audio stream is checked byte for byte against the original's, then it is renamed over
+    /// the original. A file that fails is reported and left as it was, and the exit code is 1.
+    /// Every write is recorded in the library so `--undo` can put the old values back. Works
+    /// while `timbred serve` runs on the same library: its watcher sees the new tags and,
+    /// the audio being the same, analyses nothing again. The [tagging] section of the
+    /// configuration sets each field's source, threshold, tag name and policy.
+    #[command(after_help = "\
+Examples:
+  timbred tag --dry-run ~/Music/album
+  timbred tag --fields genre,bpm ~/Music/album/01.flac
+  timbred tag --undo ~/Music/album")]
+    Tag(TagArgs),
     /// List the plugins found on the search path, and why any library was refused.
     Plugins {
         /// Print JSON instead of text.
@@ -206,6 +222,34 @@ pub(crate) struct AnalyzeArgs {
     /// Audio files.
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TagArgs {
+    /// Files or folders in the library [default: every track in it; with --undo, every
+    /// track timbre has written tags into]. A path the library does not hold is an error:
+    /// the daemon analyses files, this command only writes what it stored.
+    #[arg(value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Print each file's old and new values and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Only these fields (comma-separated) [default: tagging.fields, all five].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FIELDS")]
+    pub(crate) fields: Vec<timbre_daemon::tagging::Field>,
+    /// Put back the values the latest write into each file replaced (a tag that was absent
+    /// is removed).
+    #[arg(long)]
+    pub(crate) undo: bool,
+    /// One JSON object per file instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Where the library database lives [default: $XDG_DATA_HOME/timbre].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Read this configuration file too (after the system and user files).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

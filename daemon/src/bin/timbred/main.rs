@@ -15,7 +15,7 @@ use timbre_daemon::offline::{analyze, eval, features, neighbours, split, train};
 use timbre_daemon::pipeline::SegmentOptions;
 use timbre_daemon::plugin_host::{PluginRegistry, SearchPath};
 
-use flags::{AnalyzeArgs, Cli, Command, FeaturesArgs, IndexAction, LabelledData, SettingsArgs, TrainModel};
+use flags::{AnalyzeArgs, Cli, Command, FeaturesArgs, IndexAction, LabelledData, SettingsArgs, TagArgs, TrainModel};
 use print::{print_analysis, print_eval, print_failures, print_neighbours, print_plugins, progress};
 
 fn main() -> ExitCode {
@@ -71,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::EvalNeighbours { data, json } => evaluate_neighbours(&Offline::new(&cli), data, *json),
         Command::Train { model } => train_model(&Offline::new(&cli), model),
         Command::Split { data, test, validation, seed } => print_split(data, *test, *validation, *seed),
+        Command::Tag(args) => tag(&cli, args),
         Command::Plugins { json } => list_plugins(&Offline::new(&cli), *json),
         Command::Generate { what } => {
             let mut out = std::io::stdout().lock();
@@ -325,6 +326,122 @@ fn print_split(data: &std::path::Path, test: f64, validation: f64, seed: u64) ->
     let lines = split::split(data, options)?;
     print!("{}", split::to_tsv(&lines, options));
     Ok(true)
+}
+
+/// `timbred tag`. The data directory's lock is not taken: it keeps a second daemon out, and
+/// this command must work beside the one running. SQLite (WAL) lets both write the library.
+fn tag(cli: &Cli, args: &TagArgs) -> anyhow::Result<bool> {
+    use timbre_daemon::library::{Store, TrackState};
+    use timbre_daemon::tagging::{self, Tagger};
+
+    let settings_args = SettingsArgs {
+        config: args.config.clone(),
+        listen: None,
+        auth_token_file: None,
+        insecure_listen: false,
+        roots: Vec::new(),
+        data_dir: args.data_dir.clone(),
+        workers: None,
+        shutdown_grace: None,
+    };
+    let settings = load_settings(cli, &settings_args)?.settings;
+    let database = settings.database_path();
+    anyhow::ensure!(
+        database.is_file(),
+        "no library at {} (see --data-dir); `timbred serve` builds it as it analyses",
+        database.display()
+    );
+    let store = Store::open(&database)?;
+    let tagger = Tagger::new(settings.tagging.clone(), &args.fields);
+    let mut failed = 0usize;
+    let mut fail = |error: &dyn std::fmt::Display, path: &str| {
+        failed += 1;
+        if args.json {
+            println!("{}", serde_json::json!({ "path": path, "error": error.to_string() }));
+        } else {
+            eprintln!("error: {error}");
+        }
+    };
+    let mut tracks = Vec::new();
+    if args.paths.is_empty() {
+        if args.undo {
+            for id in store.tracks_with_tag_writes()? {
+                tracks.extend(store.track(id)?);
+            }
+        } else {
+            let mut after = 0;
+            loop {
+                let (page, _) = store.list(&Default::default(), after, 500)?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                // The whole library: only what has an analysis to write.
+                tracks.extend(page.into_iter().filter(|t| t.state == TrackState::Analysed));
+            }
+        }
+    }
+    for path in &args.paths {
+        // Paths are stored absolute and free of symlinks, as the scanner resolves them.
+        let resolved =
+            std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.clone()));
+        let text = resolved.display().to_string();
+        if resolved.is_dir() {
+            let under = store.paths_under(&text)?;
+            if under.is_empty() {
+                fail(&format!("{}: no track of the library is in this folder", path.display()), &text);
+            }
+            for (id, _) in under {
+                tracks.extend(store.track(id)?.filter(|t| args.undo || t.state == TrackState::Analysed));
+            }
+            continue;
+        }
+        match store.track_by_path(&text)? {
+            Some(track) => tracks.push(track),
+            None => fail(&tagging::TagError::NotInLibrary { path: path.clone() }, &text),
+        }
+    }
+    for track in &tracks {
+        let outcome = if args.undo {
+            tagging::undo(&store, track, args.dry_run)
+        } else {
+            tagger.tag(&store, track, args.dry_run).map(Some)
+        };
+        match outcome {
+            Ok(Some(report)) => print_tag_report(&report, args),
+            Ok(None) => {
+                if !args.json {
+                    println!("{}: no write of timbre's to undo", track.path);
+                }
+            }
+            Err(error) => fail(&error, &track.path),
+        }
+    }
+    Ok(failed == 0)
+}
+
+fn print_tag_report(report: &timbre_daemon::tagging::FileReport, args: &TagArgs) {
+    if args.json {
+        let mut value = serde_json::to_value(report).expect("a report serialises");
+        value["dry_run"] = args.dry_run.into();
+        value["undo"] = args.undo.into();
+        println!("{value}");
+        return;
+    }
+    let what = match (report.changes.is_empty(), args.dry_run) {
+        (true, _) => "unchanged",
+        (false, true) => "would change",
+        (false, false) => "written",
+    };
+    println!("{}: {what}", report.path);
+    let shown = |values: &[String]| {
+        if values.is_empty() {
+            "(none)".to_string()
+        } else {
+            values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    for change in &report.changes {
+        println!("  {:<10} {:<44} {} -> {}", change.field.name(), change.tag, shown(&change.old), shown(&change.new));
+    }
 }
 
 fn list_plugins(offline: &Offline, json: bool) -> anyhow::Result<bool> {

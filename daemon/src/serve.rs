@@ -3,6 +3,8 @@
 //! Start: read the certificates and tokens and refuse to serve a network openly, bind (so a
 //! taken port fails before anything slow), load plugins and models, open the library, serve,
 //! then catch up with the library and follow it.
+//! Reload (SIGHUP, or a change under a model path): new and changed model folders join the
+//! catalogue without a restart ([`Engine::reload_models`]).
 //! Stop (SIGINT/SIGTERM): stop accepting calls, let calls and analyses in flight finish
 //! within the grace period, store their results, checkpoint the database.
 
@@ -63,13 +65,22 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, security, async {
         let _ = stopped.await;
     }));
-    tokio::select! {
-        // Before a signal, the server only returns on a transport error.
-        joined = &mut server => {
-            engine.shutdown().await;
-            return Ok(joined.expect("the server task does not panic")?);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            // Before a signal, the server only returns on a transport error.
+            joined = &mut server => {
+                engine.shutdown().await;
+                return Ok(joined.expect("the server task does not panic")?);
+            }
+            _ = signals.received() => break,
+            // SIGHUP: look at the model folders again, as a daemon rereads its configuration.
+            Some(()) = hangup.recv() => {
+                eprintln!("timbred: SIGHUP: reloading the models");
+                let engine = engine.clone();
+                tokio::task::spawn_blocking(move || engine.reload_models());
+            }
         }
-        _ = signals.received() => {}
     }
     eprintln!("timbred: shutting down; calls and analyses in flight have {} s to finish", grace.as_secs_f64());
     let _ = stop.send(());

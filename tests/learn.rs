@@ -1,5 +1,6 @@
 //! Learning the user's labels: a head trained from the library's own genre tags, picked up by
-//! the running daemon without a restart; and the pictures of an evaluation.
+//! the running daemon without a restart; the library drawn as a map; and the pictures of an
+//! evaluation.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +9,7 @@ use timbre_proto::v1 as pb;
 use timbre_proto::v1::timbre_client::TimbreClient;
 use tonic::transport::Channel;
 
+use crate::serve::timbre_cli;
 use crate::util::{eventually, gtzan_clips, gtzan_pool, run, runtime, text, timbred, Daemon};
 
 const GENRES: &[&str] = &["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"];
@@ -168,6 +170,30 @@ fn a_head_learnt_from_library_tags_is_served_without_a_restart() {
         })
         .await;
     });
+
+    // The library as a map, over gRPC, in pages smaller than the library: every track drawn
+    // once, coloured by its genre tag or by the new head's label.
+    let png = dir.path().join("map.png");
+    let output =
+        run(timbre_cli().args(["--addr", &daemon.addr, "--json", "map", "--page-size", "7", "--out"]).arg(&png));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let drawn: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(drawn["tracks"], tracks);
+    let legend = drawn["legend"].as_array().expect("legend");
+    let counted: u64 = legend.iter().filter_map(|l| l["tracks"].as_u64()).sum();
+    assert_eq!(counted, tracks, "{legend:?}");
+    assert!(legend.iter().any(|l| l["label"] == "Polka" && l["tracks"] == 2), "{legend:?}");
+    let bytes = std::fs::read(&png).expect("map.png");
+    let size = timbre_daemon::offline::plots::png_size(&bytes).expect("a PNG");
+    assert_eq!(
+        (u64::from(size.0), u64::from(size.1)),
+        (drawn["width"].as_u64().expect("w"), drawn["height"].as_u64().expect("h"))
+    );
+    let svg = dir.path().join("map.svg");
+    let output = run(timbre_cli().args(["--addr", &daemon.addr, "map", "--color-by", "label:mine", "--out"]).arg(&svg));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let svg = std::fs::read_to_string(&svg).expect("map.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("classical"), "an SVG with the head's labels in its legend");
     let log = daemon.log();
     assert!(log.contains("broken"), "the refusal names the folder:\n{log}");
 }

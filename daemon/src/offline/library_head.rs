@@ -72,8 +72,8 @@ pub struct LibraryHeadRequest {
     pub version: String,
     /// Labels with fewer tracks than this are dropped.
     pub min_tracks: usize,
-    /// Share of each label's artists (or tracks) held out to score the head, and the share
-    /// held out to choose its classifier.
+    /// Shares of each label's artists (or tracks) held out: to score the head, and to choose
+    /// its classifier.
     pub test: f64,
     pub validation: f64,
     pub seed: u64,
@@ -435,12 +435,13 @@ fn card_sections(outcome: &LibraryHeadOutcome, request: &LibraryHeadRequest) -> 
     let _ = writeln!(
         out,
         "\n## Data\n\nFrom the library `{}`: {} tracks with a `{}` embedding, {} of them without a label. Spellings that \
-         differ only in case, spaces or punctuation are one label. Split by {} (at most one side per {}): {:.0} % \
-         held out to score, {:.0} % of the rest to choose the classifier, seed {}.\n",
+         differ only in case, spaces or punctuation are one label. Split by {} (at most one side per {}): of each \
+         label's {}s, {:.0} % held out to score the head and {:.0} % to choose its classifier, seed {}.\n",
         outcome.database.display(),
         outcome.library_tracks,
         outcome.embedding,
         outcome.unlabelled,
+        outcome.split_by,
         outcome.split_by,
         outcome.split_by,
         100.0 * request.test,

@@ -240,3 +240,39 @@ fn eval_plots_are_pngs_of_the_numbers_beside_them() {
         assert_eq!(matrix.iter().flatten().map(|c| c.parse::<usize>().expect("count")).sum::<usize>(), 9);
     }
 }
+
+/// SIGHUP reloads the models too: a model path that did not exist at start-up (so nothing
+/// watched it) gets a head folder, and after SIGHUP the daemon serves it.
+#[test]
+fn sighup_reloads_the_models() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let models_dir = dir.path().join("models");
+    let models_s = models_dir.display().to_string();
+    let daemon = Daemon::start_with(
+        &["--execution-provider", "cpu", "--models", "musicnn-msd,mine", "--model-path", &models_s],
+        &[],
+    );
+    // The shipped genre head under another name, in a folder that appears after start-up.
+    let mine = models_dir.join("mine");
+    std::fs::create_dir_all(&mine).expect("mkdir");
+    let shipped = crate::util::repo().join("plugins/models/genre");
+    for entry in std::fs::read_dir(&shipped).expect("the genre head") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, mine.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let manifest = std::fs::read_to_string(mine.join("model.toml")).expect("model.toml");
+    std::fs::write(mine.join("model.toml"), manifest.replacen("name = \"genre\"", "name = \"mine\"", 1))
+        .expect("write");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut client = daemon.client().await;
+        assert!(!models(&mut client).await.models.iter().any(|m| m.name == "mine"), "not before SIGHUP");
+        let sent = Command::new("kill").args(["-HUP", &daemon.child.id().to_string()]).status().expect("kill runs");
+        assert!(sent.success());
+        eventually("the head after SIGHUP", 60, async || {
+            models(&mut client).await.models.iter().any(|m| m.name == "mine").then_some(())
+        })
+        .await;
+    });
+    assert!(daemon.log().contains("SIGHUP: reloading the models"), "{}", daemon.log());
+}

@@ -43,6 +43,8 @@ pub fn served_url(line: &str) -> Option<String> {
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
     let mut signals = ShutdownSignals::install()?;
+    // Before the "serving" line too: a SIGHUP's default action would end the daemon.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let security = Security::load(&settings.server, settings.listen_addr())?;
     // Before binding: a second daemon on the same library is told so, not "address in use".
     let _lock = crate::library::lock::DataDirLock::acquire(&settings.library.data_dir)?;
@@ -65,7 +67,6 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, security, async {
         let _ = stopped.await;
     }));
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         tokio::select! {
             // Before a signal, the server only returns on a transport error.

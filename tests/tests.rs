@@ -11,6 +11,7 @@ mod decode;
 mod descriptors;
 mod examples;
 mod hostile;
+mod learn;
 mod library;
 mod live;
 mod models;

@@ -23,6 +23,7 @@
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use timbre_model_manifest::{FeatureSpec, ModelFolder, MANIFEST_FILE};
 
@@ -116,7 +117,103 @@ impl ModelCatalog {
     }
 }
 
+/// The catalogue a running daemon serves from, replaced whole when the model folders change
+/// (`timbred serve` reloads on SIGHUP and when a model path changes). Readers take the
+/// current one; workers compare [`SharedCatalog::generation`] with theirs before each job
+/// and make their instances again when it moved.
+#[derive(Debug)]
+pub struct SharedCatalog {
+    current: std::sync::RwLock<Arc<ModelCatalog>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl SharedCatalog {
+    pub fn new(catalog: Arc<ModelCatalog>) -> Self {
+        SharedCatalog { current: std::sync::RwLock::new(catalog), generation: 0.into() }
+    }
+
+    pub fn get(&self) -> Arc<ModelCatalog> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Bumped by every [`SharedCatalog::replace`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The same models with another list of refused folders: no worker needs new instances.
+    pub fn replace_listing(&self, catalog: Arc<ModelCatalog>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    }
+
+    pub fn replace(&self, catalog: Arc<ModelCatalog>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// What changed between two catalogues, by model name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CatalogChange {
+    pub added: Vec<String>,
+    /// Same name, another version or model file.
+    pub replaced: Vec<String>,
+    pub removed: Vec<String>,
+    /// Folders refused now that were not refused before, with the reasons.
+    pub refused: Vec<(PathBuf, String)>,
+    /// Loaded models whose folder is now refused: the loaded version stays (a folder caught
+    /// half-copied must not take a working model away).
+    pub kept: Vec<String>,
+}
+
+impl CatalogChange {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.replaced.is_empty() && self.removed.is_empty()
+    }
+}
+
 impl ModelCatalog {
+    /// `fresh`, a new discovery, with `self`'s version of every model whose folder `fresh`
+    /// refused; and what changed.
+    pub fn merge_reload(&self, mut fresh: ModelCatalog) -> (ModelCatalog, CatalogChange) {
+        let mut change = CatalogChange::default();
+        let same_dir = |a: &Path, b: &Path| a == b || a.canonicalize().ok() == b.canonicalize().ok();
+        for old in &self.models {
+            if fresh.get(old.name()).is_some() {
+                continue;
+            }
+            if fresh.refused.iter().any(|(dir, _)| same_dir(dir, &old.folder.dir)) {
+                change.kept.push(old.name().to_string());
+                // Models that read audio before heads, as discovery orders them.
+                let at = if old.upstream().is_some() {
+                    fresh.models.len()
+                } else {
+                    fresh.models.iter().position(|m| m.upstream().is_some()).unwrap_or(fresh.models.len())
+                };
+                fresh.models.insert(at, old.clone());
+            } else {
+                change.removed.push(old.name().to_string());
+            }
+        }
+        for new in &fresh.models {
+            match self.get(new.name()) {
+                None => change.added.push(new.name().to_string()),
+                Some(old) => {
+                    let (a, b) = (&old.folder.manifest, &new.folder.manifest);
+                    if a.version != b.version
+                        || a.model.sha256 != b.model.sha256
+                        || !same_dir(&old.folder.dir, &new.folder.dir)
+                    {
+                        change.replaced.push(new.name().to_string());
+                    }
+                }
+            }
+        }
+        change.refused =
+            fresh.refused.iter().filter(|r| !self.refused.iter().any(|o| o.0 == r.0 && o.1 == r.1)).cloned().collect();
+        (fresh, change)
+    }
+
     pub fn discover(registry: &PluginRegistry, options: &ModelOptions) -> Self {
         let mut catalog = ModelCatalog::default();
         let runtime = resolve_onnxruntime(options.onnxruntime.as_deref());
@@ -236,7 +333,8 @@ fn plugin_config(
     Ok(serde_json::Value::Object(config))
 }
 
-fn search_path(configured: &[PathBuf]) -> Vec<PathBuf> {
+/// Where model folders are looked for, in order (see the module documentation).
+pub fn search_path(configured: &[PathBuf]) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::env::var_os("TIMBRE_MODEL_PATH")
         .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
         .unwrap_or_default();

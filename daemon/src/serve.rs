@@ -3,6 +3,8 @@
 //! Start: read the certificates and tokens and refuse to serve a network openly, bind (so a
 //! taken port fails before anything slow), load plugins and models, open the library, serve,
 //! then catch up with the library and follow it.
+//! Reload (SIGHUP, or a change under a model path): new and changed model folders join the
+//! catalogue without a restart ([`Engine::reload_models`]).
 //! Stop (SIGINT/SIGTERM): stop accepting calls, let calls and analyses in flight finish
 //! within the grace period, store their results, checkpoint the database.
 
@@ -41,6 +43,8 @@ pub fn served_url(line: &str) -> Option<String> {
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
     let mut signals = ShutdownSignals::install()?;
+    // Before the "serving" line too: a SIGHUP's default action would end the daemon.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let security = Security::load(&settings.server, settings.listen_addr())?;
     // Before binding: a second daemon on the same library is told so, not "address in use".
     let _lock = crate::library::lock::DataDirLock::acquire(&settings.library.data_dir)?;
@@ -63,13 +67,21 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut server = tokio::spawn(crate::grpc::serve(engine.clone(), listener, security, async {
         let _ = stopped.await;
     }));
-    tokio::select! {
-        // Before a signal, the server only returns on a transport error.
-        joined = &mut server => {
-            engine.shutdown().await;
-            return Ok(joined.expect("the server task does not panic")?);
+    loop {
+        tokio::select! {
+            // Before a signal, the server only returns on a transport error.
+            joined = &mut server => {
+                engine.shutdown().await;
+                return Ok(joined.expect("the server task does not panic")?);
+            }
+            _ = signals.received() => break,
+            // SIGHUP: look at the model folders again, as a daemon rereads its configuration.
+            Some(()) = hangup.recv() => {
+                eprintln!("timbred: SIGHUP: reloading the models");
+                let engine = engine.clone();
+                tokio::task::spawn_blocking(move || engine.reload_models());
+            }
         }
-        _ = signals.received() => {}
     }
     eprintln!("timbred: shutting down; calls and analyses in flight have {} s to finish", grace.as_secs_f64());
     let _ = stop.send(());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::models::ModelCatalog;
+use crate::models::{ModelCatalog, SharedCatalog};
 use crate::pipeline::analysis::{Analysis, Analyzer};
 use crate::pipeline::{AudioInput, Budget, PipelineError};
 use crate::plugin_host::{PluginError, PluginRegistry};
@@ -61,6 +61,17 @@ impl WorkerPool {
         threads: usize,
         queue: usize,
     ) -> Result<Self, PluginError> {
+        Self::start_shared(registry, Arc::new(SharedCatalog::new(catalog)), threads, queue)
+    }
+
+    /// [`WorkerPool::start`] over a catalogue that may be replaced while it runs: each worker
+    /// makes its instances again before its next job once it has been.
+    pub fn start_shared(
+        registry: Arc<PluginRegistry>,
+        catalog: Arc<SharedCatalog>,
+        threads: usize,
+        queue: usize,
+    ) -> Result<Self, PluginError> {
         let threads = threads.max(1);
         let (interactive_tx, interactive_rx) = crossbeam_channel::unbounded::<Job>();
         let (background_tx, background_rx) = crossbeam_channel::unbounded::<Job>();
@@ -71,7 +82,7 @@ impl WorkerPool {
             let (interactive, background, ready) = (interactive_rx.clone(), background_rx.clone(), ready_tx.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("timbre-worker-{index}"))
-                .spawn(move || match Analyzer::for_models(&registry, &catalog) {
+                .spawn(move || match Analyzer::for_models(&registry, &catalog.get()) {
                     Ok(analyzer) => {
                         let _ = ready.send(Ok(()));
                         drop(ready);
@@ -150,10 +161,12 @@ impl Drop for WorkerPool {
 fn work(
     mut analyzer: Analyzer,
     registry: &PluginRegistry,
-    catalog: &ModelCatalog,
+    shared: &SharedCatalog,
     interactive: &Receiver<Job>,
     background: &Receiver<Job>,
 ) {
+    let mut generation = shared.generation();
+    let mut catalog = shared.get();
     loop {
         // Interactive first; otherwise whichever arrives. Both closed: the pool is shutting down.
         let job = match interactive.try_recv() {
@@ -169,6 +182,19 @@ fn work(
                 }},
             },
         };
+        // The models were reloaded: new instances before the next job. Should one fail, the
+        // old ones go on serving (the reload was checked with one instance of each already).
+        if shared.generation() != generation {
+            generation = shared.generation();
+            let fresh = shared.get();
+            match Analyzer::for_models(registry, &fresh) {
+                Ok(instances) => {
+                    analyzer = instances;
+                    catalog = fresh;
+                }
+                Err(error) => tracing::error!("reloaded models: this worker keeps the previous ones: {error}"),
+            }
+        }
         let name = job.input.name().display().to_string();
         // Nobody waits for the answer once the caller's end of the reply is gone.
         let cancelled = || job.reply.is_closed();
@@ -184,7 +210,7 @@ fn work(
             Ok(result) => result.map_err(WorkError::from),
             Err(_) => {
                 tracing::error!("analysing {name} panicked; the worker starts afresh");
-                if let Ok(fresh) = Analyzer::for_models(registry, catalog) {
+                if let Ok(fresh) = Analyzer::for_models(registry, &catalog) {
                     analyzer = fresh;
                 }
                 Err(WorkError::Panicked(name))

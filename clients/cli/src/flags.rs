@@ -170,6 +170,18 @@ Examples:
   timbre path calm.flac loud.flac -n 12 --no-repeat-artist --via 99
   timbre path 42 17 --m3u ~/Music/journey.m3u8")]
     Path(PathArgs),
+    /// Draw the library as a map of one model's embedding space: each track a point at its
+    /// first two principal components, coloured by its genre tag, another tag, or a model's
+    /// most probable label, with a legend. PNG or SVG by the file's extension.
+    ///
+    /// Tracks close on the map sound alike to the model; a genre that forms its own island
+    /// is one the model tells apart. Only tracks the model has analysed are drawn.
+    #[command(after_help = "\
+Examples:
+  timbre map --out library.png
+  timbre map --out library.svg --model musicnn-msd --color-by label:genre
+  timbre map --out artists.png --color-by artist")]
+    Map(MapArgs),
     /// Print shell completions or the man page, generated from these definitions (for
     /// packagers; needs no daemon).
     #[command(after_help = "\
@@ -179,6 +191,53 @@ Examples:
   timbre generate fish > ~/.config/fish/completions/timbre.fish
   timbre generate man > /usr/share/man/man1/timbre.1")]
     Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// The picture to write: .png or .svg.
+    #[arg(long, short, value_name = "FILE", value_parser = parse_picture_path)]
+    pub out: PathBuf,
+    /// The model whose embedding space is drawn.
+    #[arg(long, value_name = "M", default_value = "musicnn-msd")]
+    pub model: String,
+    /// What colours a point: `genre`, `artist` or `album` (the file's tag), or `label:MODEL`
+    /// (MODEL's most probable label for the track).
+    #[arg(long, value_name = "WHAT", default_value = "genre", value_parser = parse_color_by)]
+    pub color_by: ColorBy,
+    /// Tracks fetched per call (each carries its embedding).
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
+}
+
+/// What colours a point on the map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColorBy {
+    Genre,
+    Artist,
+    Album,
+    /// A model's most probable label.
+    Label(String),
+}
+
+fn parse_color_by(text: &str) -> Result<ColorBy, String> {
+    match text {
+        "genre" => Ok(ColorBy::Genre),
+        "artist" => Ok(ColorBy::Artist),
+        "album" => Ok(ColorBy::Album),
+        _ => match text.strip_prefix("label:") {
+            Some(model) if !model.is_empty() => Ok(ColorBy::Label(model.to_string())),
+            _ => Err(format!("{text:?}: expected genre, artist, album or label:MODEL")),
+        },
+    }
+}
+
+fn parse_picture_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("png" | "svg") => Ok(path),
+        _ => Err(format!("{text:?}: the picture is written as .png or .svg")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -800,6 +859,36 @@ mod tests {
         assert_eq!(parse_err(&["timbre", "playlist", "--seed", "1", "--seed", "2"]), ArgumentConflict);
         assert_eq!(parse_err(&["timbre", "playlist", "--seed", "1", "-n", "0"]), ValueValidation);
         assert_eq!(parse_err(&["timbre", "playlist", "--seed", "1", "--diversity", "0.5"]), UnknownArgument);
+    }
+
+    #[test]
+    fn map_takes_a_picture_a_model_and_what_colours_it() {
+        let Command::Map(args) = parse(&["timbre", "map", "--out", "m.png"]).command else { panic!("not map") };
+        assert_eq!(
+            (args.out, args.model.as_str(), args.color_by, args.page_size),
+            (PathBuf::from("m.png"), "musicnn-msd", ColorBy::Genre, 500)
+        );
+        let Command::Map(args) =
+            parse(&["timbre", "map", "-o", "m.SVG", "--model", "cnn", "--color-by", "label:genre"]).command
+        else {
+            panic!("not map")
+        };
+        assert_eq!((args.model.as_str(), args.color_by), ("cnn", ColorBy::Label("genre".into())));
+        let Command::Map(args) = parse(&["timbre", "map", "-o", "m.png", "--color-by", "artist"]).command else {
+            panic!("not map")
+        };
+        assert_eq!(args.color_by, ColorBy::Artist);
+    }
+
+    #[test]
+    fn map_refuses_other_pictures_and_colourings() {
+        use clap::error::ErrorKind::*;
+        assert_eq!(parse_err(&["timbre", "map"]), MissingRequiredArgument);
+        assert_eq!(parse_err(&["timbre", "map", "--out", "m.jpg"]), ValueValidation);
+        assert_eq!(parse_err(&["timbre", "map", "--out", "m"]), ValueValidation);
+        assert_eq!(parse_err(&["timbre", "map", "--out", "m.png", "--color-by", "mood"]), ValueValidation);
+        assert_eq!(parse_err(&["timbre", "map", "--out", "m.png", "--color-by", "label:"]), ValueValidation);
+        assert_eq!(parse_err(&["timbre", "map", "--out", "m.png", "--page-size", "0"]), ValueValidation);
     }
 
     #[test]

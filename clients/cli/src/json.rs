@@ -255,6 +255,7 @@ mod tests {
             error: String::new(),
             predictions: vec![prediction()],
             descriptors: Some(pb::Descriptors { bpm: Some(120.5), key: Some("A minor".into()), ..Default::default() }),
+            embedding: Vec::new(),
         };
         let value = super::track(&track);
         assert_eq!(value["descriptors"], json!({"bpm": 120.5, "key": "A minor"}), "absent values are left out");

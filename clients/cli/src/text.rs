@@ -511,6 +511,7 @@ mod tests {
                 pb::ModelPrediction { model: "lstm".into(), labels: vec![label("jazz", 0.5)], segments: vec![] },
             ],
             descriptors: None,
+            embedding: Vec::new(),
         }
     }
 

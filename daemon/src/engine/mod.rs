@@ -2,6 +2,7 @@
 //! (gRPC today) call into it; it knows nothing about them.
 
 mod error;
+mod reload;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -16,7 +17,7 @@ use crate::index::keeper::IndexKeeper;
 use crate::library::watch::LibraryWatcher;
 use crate::library::{ModelVersion, Scanner, Store, TrackFilter, TrackRecord};
 use crate::live::{LiveHub, LivePrediction};
-use crate::models::ModelCatalog;
+use crate::models::{CatalogChange, ModelCatalog, SharedCatalog};
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::AudioInput;
 use crate::plugin_host::{PluginKind, PluginRegistry, SearchPath};
@@ -27,7 +28,13 @@ pub struct Engine {
     settings: Settings,
     search_path: SearchPath,
     registry: Arc<PluginRegistry>,
-    catalog: Arc<ModelCatalog>,
+    /// Replaced whole by [`Engine::reload_models`].
+    catalog: Arc<SharedCatalog>,
+    /// One reload at a time.
+    reloading: std::sync::Mutex<()>,
+    /// Reloads the models when a model path changes; taken (and so stopped) at shutdown.
+    model_watcher: std::sync::Mutex<Option<reload::ModelWatcher>>,
+    runtime: tokio::runtime::Handle,
     pool: Arc<WorkerPool>,
     scanner: Arc<Scanner>,
     /// Taken (and so stopped) at shutdown.
@@ -63,11 +70,13 @@ impl Engine {
         registry: Arc<PluginRegistry>,
         catalog: Arc<ModelCatalog>,
     ) -> Result<Arc<Self>, StartError> {
-        let (pool, store) = tokio::task::block_in_place(|| -> Result<_, StartError> {
+        let (pool, store, shared) = tokio::task::block_in_place(|| -> Result<_, StartError> {
             let threads = settings.worker_threads();
-            let pool = Arc::new(WorkerPool::start(registry.clone(), catalog.clone(), threads, settings.workers.queue)?);
+            let shared = Arc::new(SharedCatalog::new(catalog.clone()));
+            let pool =
+                Arc::new(WorkerPool::start_shared(registry.clone(), shared.clone(), threads, settings.workers.queue)?);
             let store = Arc::new(Store::open(&settings.database_path())?);
-            Ok((pool, store))
+            Ok((pool, store, shared))
         })?;
         let versions = model_versions(&catalog, &registry);
         let (changes_tx, changes) = crate::library::change_queue(crate::library::changes::CHANGE_QUEUE);
@@ -105,18 +114,63 @@ impl Engine {
             database = %settings.database_path().display(),
             "engine started"
         );
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             settings,
             search_path,
             registry,
-            catalog,
+            catalog: shared,
+            reloading: std::sync::Mutex::new(()),
+            model_watcher: std::sync::Mutex::new(None),
+            runtime: tokio::runtime::Handle::current(),
             pool,
             scanner,
             watcher: std::sync::Mutex::new(watcher),
             live,
             keeper,
             recommender,
-        }))
+        });
+        let paths = crate::models::search_path(&engine.settings.models.paths);
+        let watcher = reload::ModelWatcher::start(&paths, Arc::downgrade(&engine));
+        *engine.model_watcher.lock().unwrap_or_else(|p| p.into_inner()) = watcher;
+        Ok(engine)
+    }
+
+    /// Look at the model folders again: new ones are added, changed ones replaced, gone ones
+    /// removed; a folder that fails its checks is refused with its reason (and a model that
+    /// was loaded from it stays as it was). Classify, ListPlugins and the workers see the new
+    /// catalogue from their next call; the library then gets the new models' predictions
+    /// (a scan runs only those, on the tracks that lack them).
+    pub fn reload_models(&self) -> CatalogChange {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = ModelCatalog::discover(&self.registry, &self.settings.model_options());
+        let old = self.catalog.get();
+        let (merged, change) = old.merge_reload(fresh);
+        for name in &change.kept {
+            tracing::warn!(model = %name, "its folder is refused now; the loaded version stays");
+        }
+        if change.is_empty() {
+            // The models are the same; only the list of refused folders may have changed.
+            if merged.refused != old.refused {
+                self.catalog
+                    .replace_listing(Arc::new(ModelCatalog { models: old.models.clone(), refused: merged.refused }));
+            }
+            tracing::info!("models reloaded: no model changed");
+            return change;
+        }
+        let merged = Arc::new(merged);
+        self.scanner.set_versions(model_versions(&merged, &self.registry));
+        self.catalog.replace(merged);
+        tracing::info!(added = ?change.added, replaced = ?change.replaced, removed = ?change.removed, "models reloaded");
+        if !self.scanner.roots().is_empty() {
+            let scanner = self.scanner.clone();
+            self.runtime.spawn(async move {
+                let (progress, _keep_alive) = tokio::sync::watch::channel(Default::default());
+                if let Err(error) = scanner.scan(Vec::new(), false, progress).await {
+                    tracing::error!("analysing the library with the reloaded models: {error}");
+                }
+            });
+        }
+        change
     }
 
     /// `Recommend` and `Playlist`.
@@ -144,12 +198,13 @@ impl Engine {
     /// Length of the windows a stream is cut into when the client does not say: the
     /// segment length of the first model (3 s for the shipped ones).
     pub fn default_window_s(&self) -> f64 {
-        self.catalog.feature_models().next().map_or(3.0, |m| m.features.segment_seconds)
+        self.catalog.get().feature_models().next().map_or(3.0, |m| m.features.segment_seconds)
     }
 
     /// Stop watching and scanning; analyses in flight finish and are stored.
     pub async fn shutdown(&self) {
         tokio::task::block_in_place(|| self.live.stop());
+        self.model_watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.scanner.stop();
         self.scanner.idle().await;
@@ -172,12 +227,12 @@ impl Engine {
     }
 
     pub fn model_names(&self) -> Vec<String> {
-        self.catalog.models.iter().map(|m| m.name().to_string()).collect()
+        self.catalog.get().models.iter().map(|m| m.name().to_string()).collect()
     }
 
     /// Plugin libraries and model folders, loaded and refused.
     pub fn catalogue(&self) -> Catalogue {
-        catalogue::list(&self.registry, &self.search_path, &self.catalog)
+        catalogue::list(&self.registry, &self.search_path, &self.catalog.get())
     }
 
     /// Classify audio; nothing is stored. `models` empty means every model.
@@ -301,8 +356,10 @@ fn model_versions(catalog: &ModelCatalog, registry: &PluginRegistry) -> Vec<Mode
         .map(|spec| {
             let feature_version = match (spec.features(), spec.upstream()) {
                 (Some(features), _) => {
-                    let plugin_version =
-                        registry.get(PluginKind::Feature, &features.plugin).map(|p| p.version.clone()).unwrap_or_default();
+                    let plugin_version = registry
+                        .get(PluginKind::Feature, &features.plugin)
+                        .map(|p| p.version.clone())
+                        .unwrap_or_default();
                     format!(
                         "{}-{} {} segment_seconds={}",
                         features.plugin,

@@ -156,9 +156,21 @@ pub fn descriptors(d: &Summary) -> Option<pb::Descriptors> {
     })
 }
 
+/// A library track with `embedding_model`'s embedding (see `ListTracksRequest.embedding_model`).
+pub fn track_with_embedding(record: TrackRecord, embedding_model: &str) -> pb::Track {
+    let embedding = record
+        .predictions
+        .iter()
+        .find(|p| !embedding_model.is_empty() && p.version.model == embedding_model)
+        .map(|p| p.embedding.clone())
+        .unwrap_or_default();
+    pb::Track { embedding, ..track(record) }
+}
+
 pub fn track(record: TrackRecord) -> pb::Track {
     let summary = record.summary();
     pb::Track {
+        embedding: Vec::new(),
         descriptors: descriptors(&summary),
         id: record.id as u64,
         path: record.path,

@@ -343,6 +343,7 @@ impl Timbre for TimbreService {
             bpm_max: bpm.max,
             bpm_octaves: bpm.octaves,
         };
+        let embedding_model = request.embedding_model;
         let (tracks, total) = self.engine.list_tracks(filter, after, limit).await?;
         let next_page_token = if tracks.len() == limit {
             tracks.last().map(|t| t.id.to_string()).unwrap_or_default()
@@ -350,7 +351,7 @@ impl Timbre for TimbreService {
             String::new()
         };
         Ok(Response::new(pb::ListTracksResponse {
-            tracks: tracks.into_iter().map(convert::track).collect(),
+            tracks: tracks.into_iter().map(|t| convert::track_with_embedding(t, &embedding_model)).collect(),
             next_page_token,
             total,
         }))

@@ -67,8 +67,8 @@ enum Plan {
 pub struct Scanner {
     store: Arc<Store>,
     pool: Arc<WorkerPool>,
-    /// The loaded models' current versions.
-    versions: Vec<ModelVersion>,
+    /// The loaded models' current versions; replaced when the models are reloaded.
+    versions: std::sync::RwLock<Vec<ModelVersion>>,
     /// The loaded descriptor plugins' `(name, version)`; a change re-runs the descriptors only.
     descriptor_versions: Vec<(String, String)>,
     roots: Vec<PathBuf>,
@@ -99,7 +99,7 @@ impl Scanner {
         Scanner {
             store,
             pool,
-            versions,
+            versions: std::sync::RwLock::new(versions),
             descriptor_versions: Vec::new(),
             roots,
             extensions,
@@ -118,6 +118,17 @@ impl Scanner {
     }
 
     /// The descriptor plugins the workers run, `(name, version)`.
+    /// The loaded models' versions, as predictions are stored with them.
+    pub fn versions(&self) -> Vec<ModelVersion> {
+        self.versions.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The models were reloaded: the next scan runs the new or changed ones on every track
+    /// that lacks their predictions (as a version bump does), and no other.
+    pub fn set_versions(&self, versions: Vec<ModelVersion>) {
+        *self.versions.write().unwrap_or_else(|p| p.into_inner()) = versions;
+    }
+
     pub fn with_descriptor_versions(mut self, versions: Vec<(String, String)>) -> Self {
         self.descriptor_versions = versions;
         self
@@ -345,7 +356,7 @@ impl Scanner {
         };
         let result = self.pool.analyze(AudioInput::File(file.to_path_buf()), models, Priority::Background, None).await;
         let store = self.store.clone();
-        let versions = self.versions.clone();
+        let versions = self.versions();
         let failed = result.is_err();
         let saved = tokio::task::spawn_blocking(move || match result {
             Ok(analysis) => store
@@ -530,7 +541,7 @@ impl Scanner {
 
     /// Models whose stored predictions are missing or came from another version.
     fn outdated_models(&self, track: &TrackRecord) -> Vec<String> {
-        self.versions
+        self.versions()
             .iter()
             .filter(|v| !track.predictions.iter().any(|p| &p.version == *v))
             .map(|v| v.model.clone())

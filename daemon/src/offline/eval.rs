@@ -60,6 +60,10 @@ pub enum EvalError {
     NoModels(String),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Plot(#[from] timbre_plots::PlotError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// Audio files under `dir/<label>/`, with their label, sorted.
@@ -205,6 +209,33 @@ pub fn run(
     })
 }
 
+/// The report with its pictures: what `eval --plots DIR` writes as `DIR/eval.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlottedReport<'a> {
+    #[serde(flatten)]
+    pub report: &'a EvalReport,
+    /// One confusion matrix per model, in the report's order, with the cells as drawn.
+    pub plots: Vec<super::plots::Plot>,
+}
+
+/// `DIR/<model>.png`, each model's track-level confusion matrix, and `DIR/eval.json`, the
+/// numbers they were drawn from with what each picture shows.
+pub fn write_plots(report: &EvalReport, dir: &Path) -> Result<Vec<super::plots::Plot>, EvalError> {
+    let write_error = |path: &Path, source| EvalError::Write { path: path.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+    let subset = report.split.as_deref().map(|s| format!(", {s} split")).unwrap_or_default();
+    let mut plots = Vec::with_capacity(report.models.len());
+    for model in &report.models {
+        let title =
+            format!("{}: {} tracks{subset}, accuracy {:.1} %", model.model, model.tracks, 100.0 * model.track_accuracy);
+        plots.push(super::plots::confusion(&title, &model.confusion, &dir.join(format!("{}.png", model.model)))?);
+    }
+    let json = dir.join("eval.json");
+    let text = serde_json::to_string_pretty(&PlottedReport { report, plots: plots.clone() }).unwrap_or_default();
+    std::fs::write(&json, text + "\n").map_err(|e| write_error(&json, e))?;
+    Ok(plots)
+}
+
 /// Ensemble weights (non-negative, summing to 1) that maximise the likelihood of the true
 /// labels of `results`, by exponentiated gradient: a weighted mean of probabilities stays a
 /// distribution, and a model that only adds noise is weighted down towards 0.
@@ -321,5 +352,54 @@ fn report(
         segments: segment.total(),
         per_class: track.per_class(),
         confusion: track,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each picture shows its model's numbers: the cells drawn, read back from eval.json, are
+    /// the confusion matrix beside them, and each PNG is the size drawn.
+    #[test]
+    fn eval_plots_draw_each_models_confusion_matrix_beside_its_numbers() {
+        let labels: Vec<String> = ["blues", "classical", "metal"].iter().map(|s| s.to_string()).collect();
+        let model = |name: &str, pairs: &[(usize, usize)]| {
+            let confusion = Confusion::new(&labels, pairs.iter().copied());
+            ModelReport {
+                model: name.into(),
+                track_accuracy: confusion.accuracy(),
+                segment_accuracy: 0.0,
+                tracks: confusion.total(),
+                segments: 0,
+                per_class: confusion.per_class(),
+                confusion,
+            }
+        };
+        let report = EvalReport {
+            data: PathBuf::from("/data"),
+            split: Some("test".into()),
+            models: vec![model("cnn", &[(0, 0), (0, 1), (1, 1), (2, 2), (2, 2)]), model("genre", &[(0, 2), (1, 1)])],
+            ensemble_weights: BTreeMap::new(),
+            failed: Vec::new(),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plots = write_plots(&report, &dir.path().join("plots")).expect("plots");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("plots/eval.json")).expect("eval.json"))
+                .expect("JSON");
+        for (i, name) in ["cnn", "genre"].iter().enumerate() {
+            let png = std::fs::read(dir.path().join(format!("plots/{name}.png"))).expect("png");
+            assert_eq!(super::super::plots::png_size(&png), Some((plots[i].width, plots[i].height)), "{name}");
+            let matrix: Vec<Vec<String>> = json["models"][i]["confusion"]["matrix"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|row| row.as_array().expect("row").iter().map(|n| n.to_string()).collect())
+                .collect();
+            assert_eq!(json["plots"][i]["cells"], serde_json::json!(matrix), "{name}: the cells drawn are the counts");
+            assert_eq!(plots[i].cells, matrix, "{name}");
+        }
+        assert_eq!(plots[0].cells[0], ["1", "1", "0"]);
     }
 }

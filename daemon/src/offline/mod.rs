@@ -5,9 +5,11 @@ pub mod analyze;
 pub mod eval;
 pub mod features;
 pub mod head;
+pub mod library_head;
 mod metrics;
 pub mod neighbours;
 mod parallel;
+pub mod plots;
 pub mod split;
 pub mod train;
 

@@ -5,6 +5,7 @@ mod classify;
 pub mod example;
 pub mod health;
 mod live;
+mod map;
 mod path;
 mod playlist;
 mod plugins;
@@ -61,6 +62,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, Error> 
         Command::Recommend(args) => recommend::run(ctx, &args).await,
         Command::Playlist(args) => playlist::run(ctx, &args).await,
         Command::Path(args) => path::run(ctx, &args).await,
+        Command::Map(args) => map::run(ctx, &args).await,
         Command::Generate(args) => {
             crate::generate::write::<crate::Cli>(args.what, "timbre", ctx.out)?;
             Ok(Outcome::Success)

@@ -58,6 +58,7 @@ pub fn list_request(args: &TracksArgs) -> pb::ListTracksRequest {
         model: args.model.clone().unwrap_or_default(),
         label: args.label.clone().unwrap_or_default(),
         bpm: args.bpm.map(|(min, max)| pb::BpmRange { min, max, octaves: args.bpm_octaves }),
+        embedding_model: String::new(),
     }
 }
 

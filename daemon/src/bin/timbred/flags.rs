@@ -68,6 +68,10 @@ pub(crate) enum Command {
         /// Print one JSON object instead of tables.
         #[arg(long)]
         json: bool,
+        /// Also write DIR/<model>.png, each model's confusion matrix, and DIR/eval.json, the
+        /// numbers beside them (created if missing).
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
     },
     /// How well each model's embeddings serve recommendation, on a labelled folder
     /// DIR/<label>/<file>: for every track, the share of its 5 and 10 nearest neighbours
@@ -292,7 +296,7 @@ pub(crate) enum IndexAction {
 }
 
 /// The settings a user reaches for first, as flags of `serve` and `config`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct SettingsArgs {
     /// Read this configuration file too (after the system and user files).
     #[arg(long, value_name = "FILE")]
@@ -359,17 +363,50 @@ pub(crate) enum TrainModel {
     /// A head: standardise, then logistic regression or kNN (whichever scores better on
     /// held-out tracks), over another model's embedding; labels from sub-folder names. Takes
     /// seconds once the upstream model has analysed the files.
+    ///
+    /// With --from-library, from your own labels instead: the embeddings the daemon stored for
+    /// the library (nothing is decoded), labelled by a tag (--field) or a --labels file.
+    /// Spellings that differ only in case, spaces or punctuation are one label; labels with
+    /// fewer than --min-tracks tracks are dropped and listed. The tracks are split by artist
+    /// where artists are tagged; the head is scored on the held-out part (accuracy beside
+    /// chance, per-label precision and recall, confusion.png). Copy the folder into a model
+    /// path and a running daemon picks it up.
     #[command(after_help = "\
-Example:
+Examples:
   timbred train head --embedding musicnn-msd --data ../shared/data/gtzan-pool \\
-      --split plugins/models/split.tsv --out plugins/models/genre --name genre --folds 5")]
+      --split plugins/models/split.tsv --out plugins/models/genre --name genre --folds 5
+  timbred train head --from-library --field genre --out ~/.local/share/timbre/models/my-genre")]
     Head {
-        /// The model whose embedding the head reads (it must be loaded).
-        #[arg(long, value_name = "MODEL")]
+        /// The model whose embedding the head reads (it must be loaded, or with
+        /// --from-library, have analysed the library).
+        #[arg(long, value_name = "MODEL", default_value = "musicnn-msd")]
         embedding: String,
         /// Labelled folder DIR/<label>/<file>.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "from_library")]
+        data: Option<PathBuf>,
+        /// Learn from the library's stored embeddings and tags instead of a labelled folder.
+        #[arg(long, conflicts_with_all = ["data", "split", "folds", "jobs"])]
+        from_library: bool,
+        /// With --from-library: the tag that labels a track.
+        #[arg(long, value_parser = ["genre", "artist", "album"], default_value = "genre", requires = "from_library")]
+        field: String,
+        /// With --from-library: labels from a file of PATH<TAB>LABEL lines instead of a tag
+        /// (a path is a library path, or its end, e.g. Artist/Album/01.flac).
+        #[arg(long, value_name = "FILE.tsv", requires = "from_library")]
+        labels: Option<PathBuf>,
+        /// With --from-library: drop labels with fewer tracks than this.
+        #[arg(long, value_name = "N", default_value_t = 5, requires = "from_library")]
+        min_tracks: usize,
+        /// With --from-library: the daemon's data folder, where library.db is [default: the
+        /// configured library.data_dir].
+        #[arg(long, value_name = "DIR", requires = "from_library")]
+        data_dir: Option<PathBuf>,
+        /// With --from-library: the share of each label's artists held out to score the head.
+        #[arg(long, value_name = "FRACTION", default_value_t = 0.2, requires = "from_library")]
+        test: f64,
+        /// With --from-library: print one JSON object (the evaluation.json written beside the head).
+        #[arg(long, requires = "from_library")]
+        json: bool,
         /// Model folder to write (model.toml + head.json + CARD.md).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,

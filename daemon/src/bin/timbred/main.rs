@@ -67,9 +67,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Index { action: IndexAction::Rebuild { settings } } => rebuild_index(&cli, settings),
         Command::Features(args) => features(&Offline::new(&cli), args),
         Command::Analyze(args) => analyze(&Offline::new(&cli), args),
-        Command::Eval { data, json } => evaluate(&Offline::new(&cli), data, *json),
+        Command::Eval { data, json, plots } => evaluate(&Offline::new(&cli), data, *json, plots.as_deref()),
         Command::EvalNeighbours { data, json } => evaluate_neighbours(&Offline::new(&cli), data, *json),
-        Command::Train { model } => train_model(&Offline::new(&cli), model),
+        Command::Train { model } => train_model(&cli, &Offline::new(&cli), model),
         Command::Split { data, test, validation, seed } => print_split(data, *test, *validation, *seed),
         Command::Tag(args) => tag(&cli, args),
         Command::Plugins { json } => list_plugins(&Offline::new(&cli), *json),
@@ -203,10 +203,20 @@ fn analyze(offline: &Offline, args: &AnalyzeArgs) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
-fn evaluate(offline: &Offline, data: &LabelledData, json: bool) -> anyhow::Result<bool> {
+fn evaluate(
+    offline: &Offline,
+    data: &LabelledData,
+    json: bool,
+    plots: Option<&std::path::Path>,
+) -> anyhow::Result<bool> {
     let catalog = offline.catalog();
     let report = eval::run(&offline.registry, &catalog, &data.request(offline.all_cores), progress("eval"))?;
     print_failures(&report.failed);
+    if let Some(dir) = plots {
+        for plot in eval::write_plots(&report, dir)? {
+            eprintln!("wrote {}", plot.file.display());
+        }
+    }
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -228,9 +238,9 @@ fn evaluate_neighbours(offline: &Offline, data: &LabelledData, json: bool) -> an
     Ok(report.failed.is_empty())
 }
 
-fn train_model(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
+fn train_model(cli: &Cli, offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
     let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs } = model else {
-        return train_head(offline, model);
+        return train_head(cli, offline, model);
     };
     let options = timbre_pca_knn::TrainOptions {
         k: *k,
@@ -262,8 +272,21 @@ fn train_model(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn train_head(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
-    let TrainModel::Head { embedding, data, out, split, name, version, seed, folds, whole_track_seconds, jobs } = model
+fn train_head(cli: &Cli, offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
+    let TrainModel::Head {
+        embedding,
+        data,
+        from_library,
+        out,
+        split,
+        name,
+        version,
+        seed,
+        folds,
+        whole_track_seconds,
+        jobs,
+        ..
+    } = model
     else {
         anyhow::bail!("not a head");
     };
@@ -276,6 +299,10 @@ fn train_head(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
         .chain(std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a }))
         .collect::<Vec<_>>()
         .join(" ");
+    if *from_library {
+        return train_head_from_library(cli, model, name, command);
+    }
+    let data = data.as_ref().context("--data DIR or --from-library")?;
     let request = timbre_daemon::offline::head::HeadRequest {
         data_dir: data.clone(),
         out_dir: out.clone(),
@@ -290,7 +317,8 @@ fn train_head(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
         command,
     };
     let catalog = offline.catalog_of(&[embedding.clone()]);
-    let outcome = timbre_daemon::offline::head::train_head(&offline.registry, &catalog, &request, progress("train head"))?;
+    let outcome =
+        timbre_daemon::offline::head::train_head(&offline.registry, &catalog, &request, progress("train head"))?;
     print_failures(&outcome.failed);
     let report = &outcome.report;
     let chosen = &report.candidates[report.chosen];
@@ -315,6 +343,69 @@ fn train_head(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
     }
     println!("wrote {}", out.display());
     Ok(outcome.failed.is_empty())
+}
+
+/// `train head --from-library`: reads the library database only, so it loads no model and
+/// can run beside a serving daemon.
+fn train_head_from_library(cli: &Cli, model: &TrainModel, name: String, command: String) -> anyhow::Result<bool> {
+    use timbre_daemon::offline::library_head::{self, LabelSource, TagField};
+    let TrainModel::Head { embedding, out, version, seed, field, labels, min_tracks, data_dir, test, json, .. } = model
+    else {
+        anyhow::bail!("not a head");
+    };
+    anyhow::ensure!(*test > 0.0 && *test < 0.8, "--test must be in (0, 0.8)");
+    let settings = SettingsArgs { data_dir: data_dir.clone(), ..SettingsArgs::default() };
+    let database = load_settings(cli, &settings)?.settings.database_path();
+    let labels = match labels {
+        Some(file) => LabelSource::File(file.clone()),
+        None => LabelSource::Tag(TagField::parse(field).context("--field")?),
+    };
+    let request = library_head::LibraryHeadRequest {
+        database,
+        labels,
+        embedding: embedding.clone(),
+        out_dir: out.clone(),
+        name,
+        version: version.clone(),
+        min_tracks: *min_tracks,
+        test: *test,
+        validation: 0.2,
+        seed: *seed,
+        command,
+    };
+    let outcome = library_head::train_from_library(&request)?;
+    for dropped in &outcome.dropped {
+        eprintln!("dropped label '{}': {}", dropped.label, dropped.reason);
+    }
+    if *json {
+        println!("{}", serde_json::to_string(&outcome)?);
+        return Ok(true);
+    }
+    let e = &outcome.evaluation;
+    println!(
+        "{} labelled tracks of {} with a {} embedding ({} without a label); {} labels, {} dropped; split by {}",
+        outcome.labels.iter().map(|l| l.tracks).sum::<usize>(),
+        outcome.library_tracks,
+        outcome.embedding,
+        outcome.unlabelled,
+        outcome.labels.len(),
+        outcome.dropped.len(),
+        outcome.split_by
+    );
+    println!("chose {} in {:.2} s", outcome.report.classifier, outcome.train_seconds);
+    println!(
+        "held-out accuracy {:.1} % of {} tracks (chance: {:.1} % most common label, {:.1} % uniform)",
+        100.0 * e.accuracy,
+        e.tracks,
+        100.0 * e.chance_majority,
+        100.0 * e.chance_uniform
+    );
+    println!("{:<24} {:>9} {:>7} {:>7}", "label", "precision", "recall", "tracks");
+    for (label, s) in &e.per_label {
+        println!("{label:<24} {:>9.2} {:>7.2} {:>7}", s.precision, s.recall, s.support);
+    }
+    println!("wrote {}", out.display());
+    Ok(true)
 }
 
 fn print_split(data: &std::path::Path, test: f64, validation: f64, seed: u64) -> anyhow::Result<bool> {

@@ -399,3 +399,157 @@ async fn a_path_can_avoid_an_artist_twice_in_a_row_and_pass_a_waypoint() {
     let missing = f.recommender.path(PathRequest { to: None, ..path_request(from, to, 3) }).await;
     assert!(matches!(missing, Err(EngineError::NoEndpoint("to"))), "{missing:?}");
 }
+
+/// Tempo and key as the fixture's library stores them (see `crate::index::tests::library`).
+fn tempo_key(track: &TrackRecord) -> (Option<f64>, Option<Camelot>) {
+    tempo_and_key(&track.descriptors)
+}
+
+fn bpm_filter(min: Option<f64>, max: Option<f64>, octaves: bool) -> RecommendFilter {
+    let bpm = Some(crate::index::BpmRange { min, max, octaves });
+    RecommendFilter { filter: Filter { bpm, ..Default::default() }, ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_tempo_range_gives_tracks_in_range_only_and_still_fills_the_limit() {
+    let f = fixture(true).await;
+    let seed = f.tracks[0].id;
+    let in_range = |lo: f64, hi: f64, octaves: bool| -> Vec<i64> {
+        let range = crate::index::BpmRange { min: Some(lo), max: Some(hi), octaves };
+        let passing = f.tracks.iter().filter(|t| t.id != seed && tempo_key(t).0.is_some_and(|b| range.contains(b)));
+        passing.map(|t| t.id).collect()
+    };
+    // 9 tracks measured 95 to 110 BPM: five asked for, five in range (filtered in the index,
+    // not thrown away after a search of five).
+    let expected = in_range(95.0, 110.0, false);
+    assert_eq!(expected.len(), 9);
+    let filter = bpm_filter(Some(95.0), Some(110.0), false);
+    let found = f.recommender.recommend(RecommendRequest { filter, ..request(vec![Example::Track(seed)]) }).await;
+    let found = ids(&found.expect("recommend"));
+    assert_eq!(found.len(), 5);
+    assert!(found.iter().all(|id| expected.contains(id)), "{found:?} within {expected:?}");
+    // With octaves, 190-200 also takes the tracks at 95-100 (half time) and, asked for all,
+    // gives exactly the tracks in range.
+    let expected = in_range(190.0, 200.0, true);
+    let filter = bpm_filter(Some(190.0), Some(200.0), true);
+    let all = RecommendRequest { filter, limit: 100, ..request(vec![Example::Track(seed)]) };
+    let mut found = ids(&f.recommender.recommend(all).await.expect("recommend"));
+    found.sort_unstable();
+    assert_eq!(found, expected);
+    assert!(found.iter().any(|id| f.tracks.iter().any(|t| t.id == *id && tempo_key(t).0 < Some(101.0))));
+}
+
+#[tokio::test]
+async fn harmonic_recommendations_mix_with_the_examples_key_or_the_key_given() {
+    let f = fixture(true).await;
+    let compatible_with = |key: Camelot, seed: i64| -> Vec<i64> {
+        let keys = key.compatible();
+        let mut ids: Vec<i64> = f
+            .tracks
+            .iter()
+            .filter(|t| t.id != seed && tempo_key(t).1.is_some_and(|k| keys.contains(&k)))
+            .map(|t| t.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let all = |filter: RecommendFilter, seed: i64| RecommendRequest {
+        filter,
+        limit: 100,
+        ..request(vec![Example::Track(seed)])
+    };
+    let harmonic = RecommendFilter { harmonic: true, ..Default::default() };
+    // Track 2: D major. Every track in D, B minor, A or G major, and no other.
+    let seed = &f.tracks[2];
+    let key = tempo_key(seed).1.expect("the seed has a key");
+    assert_eq!(key.key_name(), "D major");
+    let mut found = ids(&f.recommender.recommend(all(harmonic.clone(), seed.id)).await.expect("recommend"));
+    found.sort_unstable();
+    let expected = compatible_with(key, seed.id);
+    assert!(expected.len() >= 3, "{expected:?}");
+    assert_eq!(found, expected);
+    // A key given in the request replaces the seed's, in either spelling.
+    for given in ["A minor", "8a"] {
+        let filter = RecommendFilter { key: Some(given.into()), ..harmonic.clone() };
+        let mut found = ids(&f.recommender.recommend(all(filter, seed.id)).await.expect("recommend"));
+        found.sort_unstable();
+        assert_eq!(found, compatible_with(Camelot::parse("A minor").expect("a key"), seed.id), "{given}");
+    }
+    // Two examples: tracks that mix with either.
+    let other = &f.tracks[5];
+    let request = RecommendRequest {
+        filter: harmonic.clone(),
+        limit: 100,
+        ..request(vec![Example::Track(seed.id), Example::Track(other.id)])
+    };
+    let found = ids(&f.recommender.recommend(request).await.expect("recommend"));
+    let keys: Vec<Camelot> =
+        [key, tempo_key(other).1.expect("a key")].into_iter().flat_map(Camelot::compatible).collect();
+    let expected = f
+        .tracks
+        .iter()
+        .filter(|t| t.id != seed.id && t.id != other.id && tempo_key(t).1.is_some_and(|k| keys.contains(&k)));
+    assert_eq!(found.len(), expected.count());
+}
+
+#[tokio::test]
+async fn a_harmonic_playlist_mixes_each_track_with_the_one_before_within_the_tempo_range() {
+    let f = fixture_of(true, 120).await;
+    let seed = &f.tracks[1];
+    let filter = RecommendFilter { harmonic: true, ..bpm_filter(Some(80.0), Some(150.0), false) };
+    let request = PlaylistRequest { seed: Some(Example::Track(seed.id)), length: 6, filter, ..Default::default() };
+    let playlist = f.recommender.playlist(request).await.expect("playlist");
+    assert!(playlist.len() >= 3, "{}", playlist.len());
+    let mut previous = tempo_key(seed).1.expect("the seed has a key");
+    for r in &playlist {
+        let (bpm, key) = tempo_key(&r.track);
+        assert!(bpm.is_some_and(|b| (80.0..=150.0).contains(&b)), "track {}: {bpm:?}", r.track.id);
+        let key = key.expect("a key");
+        assert!(previous.compatible().contains(&key), "{previous} then {key}");
+        previous = key;
+    }
+    // Mixing with the seed only (not the track before) would have let some step go to a key
+    // the previous track does not mix with; the walk above travels the wheel.
+    let keys: std::collections::HashSet<Camelot> = playlist.iter().filter_map(|r| tempo_key(&r.track).1).collect();
+    assert!(keys.len() >= 2, "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_bad_key_or_tempo_range_or_a_seed_without_key_is_its_own_error() {
+    let f = fixture(true).await;
+    let with = |filter: RecommendFilter, seed: i64| RecommendRequest { filter, ..request(vec![Example::Track(seed)]) };
+    let seed = f.tracks[0].id;
+    let bad_key = RecommendFilter { harmonic: true, key: Some("H minor".into()), ..Default::default() };
+    let error = f.recommender.recommend(with(bad_key.clone(), seed)).await.expect_err("H minor");
+    assert!(matches!(&error, EngineError::BadKey(k) if k == "H minor"), "{error:?}");
+    assert!(error.to_string().contains("\"8A\""), "{error}");
+    let error = f
+        .recommender
+        .playlist(PlaylistRequest { seed: Some(Example::Track(seed)), filter: bad_key, ..Default::default() })
+        .await
+        .expect_err("H minor");
+    assert!(matches!(error, EngineError::BadKey(_)), "{error:?}");
+    for (min, max, what) in
+        [(Some(130.0), Some(120.0), "above max"), (None, None, "empty"), (Some(-5.0), None, "not a tempo")]
+    {
+        let error = f.recommender.recommend(with(bpm_filter(min, max, false), seed)).await.expect_err(what);
+        assert!(matches!(&error, EngineError::BadBpmRange(m) if m.contains(what)), "{what}: {error:?}");
+    }
+    // Track 3 has no key: it cannot be the reference, unless the request gives one.
+    let keyless = f.tracks[3].id;
+    assert_eq!(tempo_key(&f.tracks[3]), (None, None));
+    let harmonic = RecommendFilter { harmonic: true, ..Default::default() };
+    let error = f.recommender.recommend(with(harmonic.clone(), keyless)).await.expect_err("no key");
+    assert!(
+        matches!(&error, EngineError::NoReferenceKey(what) if what.contains(&format!("track {keyless}"))),
+        "{error:?}"
+    );
+    let given = RecommendFilter { key: Some("5A".into()), ..harmonic.clone() };
+    assert!(!f.recommender.recommend(with(given, keyless)).await.expect("a key given").is_empty());
+    let error = f
+        .recommender
+        .playlist(PlaylistRequest { seed: Some(Example::Track(keyless)), filter: harmonic, ..Default::default() })
+        .await
+        .expect_err("no key");
+    assert!(matches!(error, EngineError::NoReferenceKey(_)), "{error:?}");
+}

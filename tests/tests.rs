@@ -12,6 +12,7 @@ mod descriptors;
 mod examples;
 mod hostile;
 mod library;
+mod mixing;
 mod live;
 mod models;
 mod plugins;

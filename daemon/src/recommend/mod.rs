@@ -457,8 +457,13 @@ impl Recommender {
         }
         // Where no unused track was nearer the leg's end than the step before (real music
         // clusters), a step may have fallen back: within each leg, order by closeness to its
-        // end, so each leg closes in on it all the same.
-        path.sort_by(|a, b| a.0.cmp(&b.0).then(dot(&a.1, &anchors[a.0 + 1]).total_cmp(&dot(&b.1, &anchors[b.0 + 1]))));
+        // end, so each leg closes in on it all the same. Not with the harmonic filter: each
+        // step was chosen to mix with the one before it, and reordering would break that.
+        if previous_key.is_none() {
+            path.sort_by(|a, b| {
+                a.0.cmp(&b.0).then(dot(&a.1, &anchors[a.0 + 1]).total_cmp(&dot(&b.1, &anchors[b.0 + 1])))
+            });
+        }
         let mut previous = anchors[0].clone();
         let mut out = Vec::with_capacity(path.len());
         for (_, vector, track) in path {

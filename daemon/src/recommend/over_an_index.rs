@@ -553,3 +553,21 @@ async fn a_bad_key_or_tempo_range_or_a_seed_without_key_is_its_own_error() {
         .expect_err("no key");
     assert!(matches!(error, EngineError::NoReferenceKey(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_harmonic_path_mixes_each_step_with_the_one_before_in_play_order() {
+    let f = fixture_of(true, 200).await;
+    let with_key = |id: i64| f.tracks.iter().find(|t| t.id == id).and_then(|t| tempo_key(t).1);
+    let (from, to) = far_apart(&f);
+    let from = if with_key(from).is_some() { from } else { f.tracks[0].id };
+    let filter = RecommendFilter { harmonic: true, ..Default::default() };
+    let request = PathRequest { filter, ..path_request(from, to, 6) };
+    let path = f.recommender.path(request).await.expect("path");
+    assert!(path.len() >= 3, "{}", path.len());
+    let mut previous = with_key(from).expect("FROM has a key");
+    for step in &path {
+        let key = tempo_key(&step.track).1.expect("a key");
+        assert!(previous.compatible().contains(&key), "{previous} then {key}");
+        previous = key;
+    }
+}

@@ -571,3 +571,59 @@ async fn a_harmonic_path_mixes_each_step_with_the_one_before_in_play_order() {
         previous = key;
     }
 }
+
+/// Each next track of a harmonic playlist mixes with the one before it, not merely with the
+/// seed: from a seed in 8B, the first step goes to 9B; 7B also mixes with the seed, but not
+/// with 9B, so the second step must go to 10B.
+#[tokio::test]
+async fn a_harmonic_playlist_follows_the_previous_track_round_the_wheel_not_the_seed() {
+    use crate::library::{FileStat, Tags};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(crate::library::Store::open(&dir.path().join("library.sqlite3")).expect("store"));
+    let mut by_name = HashMap::new();
+    // (name, Camelot key, vector): 7B lies nearer the seed and 9B than 10B does.
+    for (name, key, vector) in [
+        ("seed", "8B", [1.0, 0.0, 0.0]),
+        ("fifth up", "9B", [0.98, 0.2, 0.0]),
+        ("fifth down", "7B", [0.97, 0.1, 0.2]),
+        ("two fifths up", "10B", [0.7, 0.5, 0.5]),
+        ("far key", "2A", [0.99, 0.1, 0.1]),
+    ] {
+        let path = format!("/m/{name}.flac");
+        let tags = Tags { title: name.into(), ..Default::default() };
+        let id = store.insert(&path, FileStat { size: 1, mtime_ns: 1 }, &path, &tags).expect("insert");
+        let prediction = crate::index::tests::library_prediction("cnn", &["x"], vec![1.0], vector.to_vec());
+        store.save_analysis(id, 60.0, &[prediction]).expect("save");
+        let (tonic, minor) = Camelot::parse(key).expect("a key").key();
+        let values = vec![("key_tonic".into(), tonic as f64), ("key_mode".into(), f64::from(u8::from(minor)))];
+        let described = crate::pipeline::descriptors::DescriptorResult {
+            plugin: "descriptors".into(),
+            version: "1".into(),
+            values,
+            state: Vec::new(),
+            error: None,
+        };
+        store.save_descriptors(id, &[described]).expect("save descriptors");
+        by_name.insert(name, id);
+    }
+    let index = EmbeddedIndex::in_memory(exact_config());
+    sync_from_library(&index, &store).await.expect("sync");
+    let pool = WorkerPool::start(Arc::new(PluginRegistry::default()), Arc::new(ModelCatalog::default()), 1, 1)
+        .expect("an empty pool");
+    let index: Arc<dyn VectorIndex> = Arc::new(index);
+    let settings = RecommendSettings::default();
+    let recommender = Recommender::new(
+        store,
+        SharedIndex::ready(index),
+        Arc::new(pool),
+        vec!["cnn".into()],
+        Vec::new(),
+        settings,
+        600.0,
+    );
+    let filter = RecommendFilter { harmonic: true, ..Default::default() };
+    let request =
+        PlaylistRequest { seed: Some(Example::Track(by_name["seed"])), length: 3, filter, ..Default::default() };
+    let playlist = ids(&recommender.playlist(request).await.expect("playlist"));
+    assert_eq!(playlist, [by_name["fifth up"], by_name["two fifths up"]], "9B, then 10B (7B does not mix with 9B)");
+}

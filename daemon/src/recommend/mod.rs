@@ -633,14 +633,15 @@ fn previous_key(filter: &RecommendFilter, first: &Resolved) -> Result<Option<Cam
     explicit.or(first.key).map(Some).ok_or_else(|| no_key(first))
 }
 
-/// A tempo range must have an end, ends that are tempos, and its low end below its high one.
+/// A tempo range must have an end, ends that are tempos, and its low end at most its high one.
 fn check_bpm(filter: &Filter) -> Result<(), EngineError> {
     let Some(range) = filter.bpm else { return Ok(()) };
     let bad = |reason: String| Err(EngineError::BadBpmRange(reason));
     for (name, value) in [("min", range.min), ("max", range.max)] {
         if let Some(value) = value {
-            if !value.is_finite() || value <= 0.0 {
-                return bad(format!("{name} {value} is not a tempo (a positive number of beats per minute)"));
+            // 0 is allowed (an open low end written out), as `ListTracks` and the client allow it.
+            if !value.is_finite() || value < 0.0 {
+                return bad(format!("{name} {value} is not a tempo (a non-negative number of beats per minute)"));
             }
         }
     }

@@ -13,6 +13,7 @@ mod examples;
 mod hostile;
 mod learn;
 mod library;
+mod mixing;
 mod live;
 mod models;
 mod plugins;

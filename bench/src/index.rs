@@ -104,6 +104,8 @@ impl Data {
                         vector,
                         label: format!("genre {}", (cluster + rng.below(2)) % GENRES),
                     }],
+                    bpm: None,
+                    key: None,
                 }
             })
             .collect()

@@ -6,6 +6,7 @@
 //! [`plugin_host`]) and out through [`offline`] commands; [`sources`] turns live capture
 //! devices and network streams into blocks of PCM.
 
+pub mod camelot;
 pub mod catalogue;
 pub mod config;
 pub mod engine;

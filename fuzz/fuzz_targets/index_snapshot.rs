@@ -104,6 +104,8 @@ fuzz_target!(|data: &[u8]| {
         album: "B".into(),
         duration_s: 200.0,
         vectors: vectors.clone(),
+        bpm: Some(128.0),
+        key: timbre_daemon::camelot::Camelot::from_code(14),
     };
     let new_id = ids.last().map_or(1, |id| id.wrapping_add(1));
     let mut points = vec![point(new_id)];

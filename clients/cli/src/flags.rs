@@ -143,6 +143,8 @@ Examples:
   timbre recommend song.flac other.mp3 --negative 17 -n 20
   timbre recommend 42 --genre jazz --genre blues --exclude-seed-artist --diversity 0.3
   timbre recommend ~/Downloads/demo.wav --min-duration 2:00 --max-duration 6:00
+  timbre recommend 42 --bpm 120-130 --bpm-octaves --harmonic
+  timbre recommend 42 --harmonic --key \"A minor\"    (or --key 8A)
   timbre --json recommend 42 | jq -r .track.path")]
     Recommend(RecommendArgs),
     /// Build a playlist that starts from a seed and walks from track to similar track.
@@ -157,6 +159,7 @@ Examples:
   timbre playlist --seed song.flac -n 50 --no-repeat-artist
   timbre playlist --seed 42 --genre rock --exclude-seed-album --max-duration 7:00
   timbre playlist --seed 42 -n 30 --m3u ~/Music/mix.m3u8 --m3u-relative
+  timbre playlist --seed 42 --bpm 120-130 --bpm-octaves --harmonic
   timbre --json playlist --seed 42 | jq -r .track.path")]
     Playlist(PlaylistArgs),
     /// Build a path of tracks that leads from one track to another through the embedding space.
@@ -471,6 +474,28 @@ pub struct FilterArgs {
     /// Leave out tracks longer than this: seconds (420) or [H:]M:SS (7:00).
     #[arg(long, value_name = "S", value_parser = parse_seconds)]
     pub max_duration: Option<f64>,
+    /// Only tracks whose tempo is in this range of BPM: `120-130`, `120-` or `--bpm=-130`.
+    /// Tracks with no tempo measured are left out.
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_bpm_range)]
+    pub bpm: Option<(Option<f64>, Option<f64>)>,
+    /// With --bpm: also accept tracks at half or double a tempo in the range (a track measured
+    /// at 65 BPM plays in double time in a 120-140 set).
+    #[arg(long, requires = "bpm")]
+    pub bpm_octaves: bool,
+    /// Only tracks whose key mixes harmonically: the same key, its relative key, or a
+    /// neighbour on the Camelot wheel.
+    ///
+    /// The Camelot wheel numbers the circle of fifths 1 to 12, `A` for minor keys and `B` for
+    /// major ones: A minor is 8A, its relative major C major is 8B, E minor (a fifth up) is 9A.
+    /// A track in 8A mixes with 8A, 8B, 7A and 9A; tracks with no key measured are left out.
+    /// `recommend` mixes with the key of each example (or --key); `playlist` and `path` make
+    /// each track mix with the one before it, starting from the seed (or --key).
+    #[arg(long)]
+    pub harmonic: bool,
+    /// With --harmonic: the key to mix with instead of the examples' or the seed's: "A minor",
+    /// "F# major", "Bbm", "C", or on the Camelot wheel "8A".
+    #[arg(long, value_name = "KEY", requires = "harmonic")]
+    pub key: Option<String>,
 }
 
 impl FilterArgs {
@@ -769,9 +794,24 @@ mod tests {
                 exclude_seed_album: true,
                 min_duration: Some(90.0),
                 max_duration: Some(420.5),
+                ..Default::default()
             }
         );
         assert_eq!(args.filter.check(), Ok(()));
+        let line = ["timbre", "recommend", "1", "--bpm", "120-130", "--bpm-octaves", "--harmonic", "--key", "A minor"];
+        let Command::Recommend(args) = parse(&line).command else { panic!("not recommend") };
+        assert_eq!(
+            args.filter,
+            FilterArgs {
+                bpm: Some((Some(120.0), Some(130.0))),
+                bpm_octaves: true,
+                harmonic: true,
+                key: Some("A minor".into()),
+                ..Default::default()
+            }
+        );
+        let Command::Recommend(args) = parse(&["timbre", "recommend", "1", "--harmonic"]).command else { panic!() };
+        assert!(args.filter.harmonic && args.filter.key.is_none() && args.filter.bpm.is_none());
         let backwards = FilterArgs { min_duration: Some(300.0), max_duration: Some(60.0), ..Default::default() };
         let why = backwards.check().expect_err("min > max");
         assert!(why.contains("--min-duration") && why.contains("--max-duration"), "{why}");
@@ -796,6 +836,14 @@ mod tests {
             let flag = format!("--min-duration={bad}");
             assert_eq!(parse_err(&["timbre", "recommend", &flag, "1"]), ValueValidation, "{bad}");
         }
+        for bad in ["130-120", "-", "fast", "120", "x-130"] {
+            let flag = format!("--bpm={bad}");
+            assert_eq!(parse_err(&["timbre", "recommend", &flag, "1"]), ValueValidation, "{bad}");
+        }
+        // The modifiers need what they modify.
+        assert_eq!(parse_err(&["timbre", "recommend", "--bpm-octaves", "1"]), MissingRequiredArgument);
+        assert_eq!(parse_err(&["timbre", "recommend", "--key", "8A", "1"]), MissingRequiredArgument);
+        assert_eq!(parse_err(&["timbre", "playlist", "--seed", "1", "--key", "8A"]), MissingRequiredArgument);
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum EngineError {
     Diversity(f32),
     #[error("filter.{0}: must be a non-negative number")]
     NegativeDuration(&'static str),
+    #[error("filter.bpm: {0}")]
+    BadBpmRange(String),
+    #[error("filter.key: '{0}' is not a key; write it as \"A minor\", \"F# major\" or on the Camelot wheel, \"8A\"")]
+    BadKey(String),
 
     // The daemon is not (yet) in the state the request needs.
     #[error(
@@ -55,6 +59,11 @@ pub enum EngineError {
         if error.is_empty() { String::new() } else { format!(": {error}") }
     )]
     NoEmbedding { track_id: i64, path: String, space: String, state: TrackState, error: String },
+    #[error(
+        "filter.harmonic: {0} has no key to mix with (no descriptor plugin measured one); \
+         give the key in filter.key"
+    )]
+    NoReferenceKey(String),
     #[error("the vector index is not available yet (starting, or its server is unreachable; see the daemon log)")]
     IndexUnavailable,
     #[error("the daemon is shutting down")]

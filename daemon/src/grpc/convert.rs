@@ -4,7 +4,7 @@ use crate::pipeline::descriptors::Summary;
 use timbre_proto::v1 as pb;
 
 use crate::catalogue::Catalogue;
-use crate::index::Filter;
+use crate::index::{BpmRange, Filter};
 use crate::library::scan::ScanProgress;
 use crate::library::{TrackRecord, TrackState};
 use crate::live::LivePrediction;
@@ -263,9 +263,13 @@ pub fn recommend_filter(filter: pb::RecommendFilter) -> RecommendFilter {
             min_duration_s: filter.min_duration_s,
             max_duration_s: filter.max_duration_s,
             exclude_tracks: Vec::new(),
+            bpm: filter.bpm.map(|r| BpmRange { min: r.min, max: r.max, octaves: r.octaves }),
+            keys: Vec::new(),
         },
         exclude_seed_artist: filter.exclude_seed_artist,
         exclude_seed_album: filter.exclude_seed_album,
+        harmonic: filter.harmonic,
+        key: (!filter.key.trim().is_empty()).then_some(filter.key),
     }
 }
 

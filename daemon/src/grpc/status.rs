@@ -42,9 +42,11 @@ impl From<EngineError> for Status {
             | EngineError::PlayedTime(_)
             | EngineError::RecentWindow(_)
             | EngineError::Diversity(_)
-            | EngineError::NegativeDuration(_) => Status::invalid_argument(message),
+            | EngineError::NegativeDuration(_)
+            | EngineError::BadBpmRange(_)
+            | EngineError::BadKey(_) => Status::invalid_argument(message),
             EngineError::OutsideRoots(_) => Status::permission_denied(message),
-            EngineError::NoEmbedding { .. } => Status::failed_precondition(message),
+            EngineError::NoEmbedding { .. } | EngineError::NoReferenceKey(_) => Status::failed_precondition(message),
             EngineError::IndexUnavailable | EngineError::ShuttingDown => Status::unavailable(message),
             // The caller sent (or named) audio that is too long or that cannot be read.
             EngineError::AudioTooLong(_) | EngineError::BadAudio(_) => Status::invalid_argument(message),

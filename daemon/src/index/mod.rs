@@ -10,7 +10,8 @@
 //!
 //! Every model that yields an embedding has its own *space* (a named vector in Qdrant), named
 //! after the model. A track is one [`IndexPoint`]: its vectors in each space plus the payload
-//! the filters need (tagged genre, each model's top label, artist, album, duration).
+//! the filters need (tagged genre, each model's top label, artist, album, duration, and the
+//! tempo and key the descriptor plugins measured).
 //!
 //! The SQLite library is the source of truth. The index can always be brought back in line
 //! with it by [`sync::sync_from_library`] (cheap when little changed), which the daemon runs
@@ -59,11 +60,13 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+use crate::camelot::Camelot;
 use crate::library::{StoreError, TrackRecord};
+use crate::pipeline::descriptors::DescriptorResult;
 
 pub use config::{Backend, EmbeddedConfig, IndexConfig, QdrantConfig};
 pub use embedded::EmbeddedIndex;
-pub use filter::Filter;
+pub use filter::{BpmRange, Filter};
 pub use scoring::best_score_similarity;
 /// The index's cosine arithmetic, for the re-ranking and walks built on its answers.
 pub(crate) use scoring::{dot, normalised};
@@ -129,6 +132,23 @@ pub struct IndexPoint {
     pub duration_s: f64,
     /// One vector per space; at most one per space.
     pub vectors: Vec<SpaceVector>,
+    /// Global tempo, when a descriptor plugin measured one.
+    pub bpm: Option<f64>,
+    /// Global key, when a descriptor plugin measured one.
+    pub key: Option<Camelot>,
+}
+
+/// A track's tempo and key from its stored descriptors: each the first plugin's (by name)
+/// that has it, as [`crate::pipeline::descriptors::Summary::of`] answers them.
+pub fn tempo_and_key(descriptors: &[DescriptorResult]) -> (Option<f64>, Option<Camelot>) {
+    let get = |name: &str| descriptors.iter().find_map(|d| d.value(name));
+    (get("bpm"), key_of(get("key_tonic"), get("key_mode")))
+}
+
+/// A key from the descriptors' `key_tonic` (pitch class, C = 0) and `key_mode` (0 major).
+pub fn key_of(tonic: Option<f64>, mode: Option<f64>) -> Option<Camelot> {
+    let (tonic, mode) = (tonic?, mode?);
+    (tonic >= 0.0).then(|| Camelot::from_key(tonic as usize % 12, mode != 0.0))
 }
 
 impl IndexPoint {
@@ -146,6 +166,7 @@ impl IndexPoint {
                 label: p.top_label().to_string(),
             })
             .collect();
+        let (bpm, key) = tempo_and_key(&track.descriptors);
         IndexPoint {
             track_id: track.id,
             path: track.path.clone(),
@@ -154,6 +175,8 @@ impl IndexPoint {
             album: track.tags.album.clone(),
             duration_s: track.duration_s,
             vectors,
+            bpm,
+            key,
         }
     }
 
@@ -168,6 +191,17 @@ impl IndexPoint {
         h.str(&filter::fold(&self.artist));
         h.str(&filter::fold(&self.album));
         h.u64(self.duration_s.to_bits());
+        // Hashed only when known, so that a track without descriptors keeps the fingerprint
+        // an index written before tempo and key were indexed holds for it (no needless
+        // re-upsert), while one with them is re-synced to get them.
+        if let Some(bpm) = self.bpm {
+            h.str("bpm");
+            h.u64(bpm.to_bits());
+        }
+        if let Some(key) = self.key {
+            h.str("key");
+            h.u64(u64::from(key.code()));
+        }
         let mut vectors: Vec<&SpaceVector> = self.vectors.iter().collect();
         vectors.sort_by(|a, b| a.space.cmp(&b.space));
         for v in vectors {
@@ -268,6 +302,9 @@ pub(crate) fn check_points(points: &[IndexPoint]) -> Result<(), IndexError> {
         }
         if !point.duration_s.is_finite() {
             return Err(invalid("non-finite duration".into()));
+        }
+        if point.bpm.is_some_and(|bpm| !bpm.is_finite()) {
+            return Err(invalid("non-finite tempo".into()));
         }
     }
     Ok(())

@@ -17,7 +17,12 @@
 //! | `predicted.<space>` | keyword | that model's top label |
 //! | `artist`, `album` | keyword | |
 //! | `duration_s` | float | |
+//! | `bpm` | float | the tempo; absent when unknown |
+//! | `camelot` | keyword | the key on the Camelot wheel (`"8A"`); absent when unknown |
 //! | `fingerprint` | integer | [`IndexPoint::fingerprint`], for syncing |
+//!
+//! A missing field never matches a range or keyword condition, so tempo and key filters leave
+//! out tracks without them, as the embedded index does.
 //!
 //! The collection and its named vectors are created on first use; a space that appears later
 //! is added to the collection (`create_vector_name`, Qdrant ≥ 1.17).
@@ -276,10 +281,11 @@ impl QdrantIndex {
 
     async fn create_payload_indexes(&self) -> Result<(), IndexError> {
         self.create_keyword_index("library", true).await?;
-        for field in ["genre", "artist", "album"] {
+        for field in ["genre", "artist", "album", "camelot"] {
             self.create_keyword_index(field, false).await?;
         }
-        for (field, kind) in [("track_id", FieldType::Integer), ("duration_s", FieldType::Float)] {
+        let numbers = [("track_id", FieldType::Integer), ("duration_s", FieldType::Float), ("bpm", FieldType::Float)];
+        for (field, kind) in numbers {
             self.client
                 .create_field_index(CreateFieldIndexCollectionBuilder::new(&self.collection, field, kind).wait(true))
                 .await
@@ -303,6 +309,12 @@ impl QdrantIndex {
         payload.insert("artist", fold(&point.artist));
         payload.insert("album", fold(&point.album));
         payload.insert("duration_s", point.duration_s);
+        if let Some(bpm) = point.bpm {
+            payload.insert("bpm", bpm);
+        }
+        if let Some(key) = point.key {
+            payload.insert("camelot", key.to_string());
+        }
         payload.insert("fingerprint", point.fingerprint() as i64);
         payload.insert("predicted", Value::from(predicted));
         PointStruct::new(point_id(&self.library, point.track_id), vectors, payload)
@@ -325,6 +337,21 @@ impl QdrantIndex {
             ));
         }
         let mut must_not = Vec::new();
+        if let Some(bpm) = f.bpm {
+            // Without bounds the range only asks for a tempo to be known.
+            must_not.push(Condition::is_empty("bpm"));
+            if bpm.min.is_some() || bpm.max.is_some() {
+                // With octaves, a stored tempo passes in any of three ranges.
+                let ranges = bpm
+                    .stored_ranges()
+                    .into_iter()
+                    .map(|(gte, lte)| Condition::range("bpm", Range { gte, lte, ..Default::default() }));
+                must.push(Condition::from(QFilter::should(ranges)));
+            }
+        }
+        if !f.keys.is_empty() {
+            must.push(Condition::matches("camelot", keywords(f.keys.iter().map(|k| k.to_string()).collect())));
+        }
         if !f.exclude_artists.is_empty() {
             must_not.push(Condition::matches("artist", keywords(f.exclude_artists.clone())));
         }

@@ -45,6 +45,8 @@ pub fn point_of(track: TrackEmbeddings) -> IndexPoint {
             .filter(|e| !e.embedding.is_empty()) // a head has labels, no embedding
             .map(|e| SpaceVector { space: e.model, vector: e.embedding, label: e.top_label })
             .collect(),
+        bpm: track.bpm,
+        key: super::key_of(track.key_tonic, track.key_mode),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the index layer. [`conformance`] is the suite every backend must pass: each query
 //! the daemon makes (Recommend with one or several positive and negative examples under both
-//! strategies, every filter, Playlist steps excluding tracks, vectors returned), checked
+//! strategies, every filter (tempo ranges with and without octaves and harmonic keys among
+//! them), Playlist steps excluding tracks, vectors returned), checked
 //! against a brute-force reference computed here in f64, then again after deletes and
 //! replacements. The embedded index runs it always; Qdrant when `QDRANT_URL` is set.
 
@@ -13,7 +14,9 @@ use super::embedded::{Loaded, SearchOptions};
 use super::filter::fold;
 use super::scoring::normalised;
 use super::*;
+use crate::camelot::Camelot;
 use crate::library::{FileStat, LibraryChange, ModelVersion, Store, StoredPrediction, Tags};
+use crate::pipeline::descriptors::DescriptorResult;
 
 const GENRES: &[&str] = &["Rock", "rock ", "jazz", "Hip Hop", "classical", "blues", ""];
 const LABELS: &[&str] = &["rock", "jazz", "hip hop", "classical", "blues", "metal"];
@@ -24,7 +27,22 @@ fn unit_vector(rng: &mut Rng, dim: usize) -> Vec<f32> {
     normalised(&(0..dim).map(|_| rng.normal()).collect::<Vec<_>>())
 }
 
-/// `n` tracks with random vectors in both spaces (every fifth only in `cnn`), random tags.
+/// Tempos of the synthetic library: a range's ends, octaves of them, and no tempo at all.
+const TEMPOS: &[Option<f64>] = &[
+    None,
+    Some(60.0),
+    Some(62.5),
+    Some(65.0),
+    Some(90.0),
+    Some(120.0),
+    Some(125.0),
+    Some(130.0),
+    Some(174.0),
+    Some(250.0),
+];
+
+/// `n` tracks with random vectors in both spaces (every fifth only in `cnn`), random tags,
+/// tempos (some on a range's edge, some without) and keys (some without).
 fn random_points(n: usize, seed: u64) -> Vec<IndexPoint> {
     let mut rng = Rng::new(seed);
     (0..n as i64)
@@ -46,6 +64,11 @@ fn random_points(n: usize, seed: u64) -> Vec<IndexPoint> {
                         label: LABELS[rng.below(LABELS.len())].into(),
                     })
                     .collect(),
+                bpm: match rng.below(3) {
+                    0 => TEMPOS[rng.below(TEMPOS.len())],
+                    _ => Some(55.0 + rng.below(2000) as f64 / 10.0),
+                },
+                key: Camelot::from_code(rng.below(26) as u8), // 24 and 25: no key
             }
         })
         .collect()
@@ -74,6 +97,13 @@ fn passes(point: &IndexPoint, query: &Query) -> bool {
         && f.min_duration_s.is_none_or(|lo| point.duration_s >= lo)
         && f.max_duration_s.is_none_or(|hi| point.duration_s <= hi)
         && !f.exclude_tracks.contains(&point.track_id)
+        && f.bpm.is_none_or(|range| {
+            point.bpm.is_some_and(|bpm| {
+                let within = |t: f64| range.min.is_none_or(|lo| t >= lo) && range.max.is_none_or(|hi| t <= hi);
+                within(bpm) || (range.octaves && (within(bpm * 2.0) || within(bpm / 2.0)))
+            })
+        })
+        && (f.keys.is_empty() || point.key.is_some_and(|key| f.keys.contains(&key)))
 }
 
 /// Every passing track's reference score, best first (ties by id).
@@ -234,6 +264,49 @@ async fn check_queries(index: &dyn VectorIndex, points: &[IndexPoint], seed: u64
                 ),
                 ("at least", Filter { min_duration_s: Some(500.0), ..Default::default() }),
                 (
+                    "tempo range",
+                    Filter {
+                        bpm: Some(BpmRange { min: Some(120.0), max: Some(130.0), octaves: false }),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "tempo range with octaves",
+                    Filter {
+                        bpm: Some(BpmRange { min: Some(120.0), max: Some(130.0), octaves: true }),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "tempo at most, with octaves",
+                    Filter { bpm: Some(BpmRange { min: None, max: Some(65.0), octaves: true }), ..Default::default() },
+                ),
+                ("any known tempo", Filter { bpm: Some(BpmRange::default()), ..Default::default() }),
+                (
+                    "harmonic with the seed's key (or A minor without one)",
+                    Filter {
+                        keys: seed_point
+                            .key
+                            .or(Camelot::parse("A minor"))
+                            .into_iter()
+                            .flat_map(Camelot::compatible)
+                            .collect(),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "harmonic with two keys, and a tempo",
+                    Filter {
+                        keys: ["1A", "12B"]
+                            .iter()
+                            .filter_map(|k| Camelot::parse(k))
+                            .flat_map(Camelot::compatible)
+                            .collect(),
+                        bpm: Some(BpmRange { min: Some(100.0), max: Some(140.0), octaves: true }),
+                        ..Default::default()
+                    },
+                ),
+                (
                     "everything at once",
                     Filter {
                         genres: vec!["jazz".into(), "blues".into(), "metal".into()],
@@ -242,6 +315,8 @@ async fn check_queries(index: &dyn VectorIndex, points: &[IndexPoint], seed: u64
                         min_duration_s: Some(60.0),
                         max_duration_s: Some(400.0),
                         exclude_tracks: vec![seed_id],
+                        bpm: Some(BpmRange { min: Some(80.0), max: None, octaves: false }),
+                        keys: Camelot::parse("8B").into_iter().flat_map(Camelot::compatible).collect(),
                     },
                 ),
             ];
@@ -319,6 +394,8 @@ pub(super) async fn conformance(index: &dyn VectorIndex, seed: u64) {
         p.genre = "Jazz".into();
         p.artist = "Someone Else".into();
         p.duration_s += 1.0;
+        p.bpm = p.bpm.map(|bpm| bpm * 2.0).or(Some(125.0));
+        p.key = p.key.map(Camelot::relative);
         p.vectors[0].vector = unit_vector(&mut rng, SPACES[0].1);
         p.vectors.truncate(1);
         changed.push(p.clone());
@@ -370,6 +447,8 @@ fn parallel_search_equals_one_thread_and_the_reference() {
             album: String::new(),
             duration_s: rng.below(600) as f64,
             vectors: vec![SpaceVector { space: "cnn".into(), vector: unit_vector(&mut rng, 8), label: "rock".into() }],
+            bpm: None,
+            key: None,
         })
         .collect();
     index.upsert_blocking(points.clone()).expect("upsert");
@@ -411,6 +490,13 @@ async fn the_index_survives_a_restart() {
     let expected: HashMap<i64, u64> = remaining.iter().map(|p| (p.track_id, p.fingerprint())).collect();
     assert_eq!(index.fingerprints().await.expect("fingerprints"), expected);
     assert_matches(&exact, &remaining, &q, "after a restart");
+    // Tempo and key are part of the snapshot.
+    let mut filtered = q.clone();
+    filtered.filter.bpm = Some(BpmRange { min: Some(118.0), max: Some(132.0), octaves: true });
+    filtered.filter.keys = Camelot::parse("5A").into_iter().flat_map(Camelot::compatible).collect();
+    let hits = index.search_with(&filtered, SearchOptions { exact: true, ..Default::default() }).expect("exact");
+    assert!(!hits.is_empty(), "some of 800 tracks pass");
+    assert_matches(&hits, &remaining, &filtered, "tempo and key after a restart");
     drop(index);
     // And it keeps working: the conformance suite on the reopened index (exact this time).
     let index = EmbeddedIndex::open(&file, exact_config()).expect("reopen");
@@ -576,6 +662,24 @@ pub(crate) fn library(dir: &Path, n: usize) -> Store {
             predictions.push(library_prediction("bilstm", &["x"], vec![1.0], Vec::new()));
         }
         store.save_analysis(id, 30.0 + i as f64, &predictions).expect("save");
+        // Tempo and key for three tracks in four; every fifth also has a tempo plugin whose
+        // name sorts first (its tempo is the one answered, the key still the other's).
+        let descriptor = |plugin: &str, values: Vec<(&str, f64)>| DescriptorResult {
+            plugin: plugin.into(),
+            version: "1".into(),
+            values: values.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+            state: Vec::new(),
+            error: None,
+        };
+        let mut descriptors = Vec::new();
+        if i % 4 != 3 {
+            let values = vec![("bpm", 80.0 + i as f64), ("key_tonic", (i % 12) as f64), ("key_mode", (i % 2) as f64)];
+            descriptors.push(descriptor("descriptors", values));
+        }
+        if i % 5 == 0 {
+            descriptors.push(descriptor("a-tempo", vec![("bpm", 200.0 + i as f64), ("key_tonic", f64::NAN)]));
+        }
+        store.save_descriptors(id, &descriptors).expect("save descriptors");
     }
     for i in 0..2 {
         store
@@ -604,6 +708,9 @@ fn the_library_reader_builds_the_points_from_record_builds() {
     assert_eq!(read.len(), 40, "pending tracks and empty embeddings are left out");
     assert_eq!(read, expected);
     assert_eq!(read[0].vectors.len(), 2);
+    assert_eq!((read[0].bpm, read[0].key), (Some(200.0), Camelot::parse("C major")), "the first tempo by plugin");
+    assert_eq!((read[1].bpm, read[1].key), (Some(81.0), Camelot::parse("C# minor")));
+    assert_eq!((read[3].bpm, read[3].key), (None, None), "no descriptors");
 }
 
 #[tokio::test]
@@ -635,13 +742,22 @@ async fn sync_catches_up_with_the_library() {
     let new = library_prediction("cnn", LABELS, vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0], unit_vector(&mut rng, 16));
     store.save_analysis(tracks[2].id, 99.0, &[new]).expect("re-analysed");
     store.replace_content(tracks[3].id, FileStat { size: 2, mtime_ns: 3 }, "new", &Tags::default()).expect("replaced");
+    // Descriptors measured later (a new descriptor plugin version) change the point.
+    let tempo = DescriptorResult {
+        plugin: "descriptors".into(),
+        version: "2".into(),
+        values: vec![("bpm".into(), 99.0), ("key_tonic".into(), 2.0), ("key_mode".into(), 0.0)],
+        state: Vec::new(),
+        error: None,
+    };
+    store.save_descriptors(tracks[5].id, &[tempo]).expect("re-described");
     let bad = library_prediction("cnn", LABELS, vec![1.0; 6], vec![0.5; 9]);
     store.save_analysis(tracks[4].id, 10.0, &[bad]).expect("wrong size");
     let reopened = EmbeddedIndex::open(&file, exact_config()).expect("reopen");
     let report = sync_from_library(&reopened, &store).await.expect("sync");
     assert_eq!(report.library_tracks, 58);
     assert_eq!(report.deleted, 2, "removed, and replaced content (no predictions yet)");
-    assert_eq!(report.upserted, 2, "moved, re-analysed");
+    assert_eq!(report.upserted, 3, "moved, re-analysed, re-described");
     assert_eq!(report.rejected, 1, "a 9-dimensional cnn embedding");
     let mut expected = expected(&store);
     expected.remove(&tracks[4].id);
@@ -680,6 +796,8 @@ fn clustered_points(n: usize, dim: usize, clusters: usize, spread: f32, seed: u6
                     vector: normalised(&v),
                     label: LABELS[rng.below(LABELS.len())].into(),
                 }],
+                bpm: None,
+                key: None,
             }
         })
         .collect()

@@ -27,6 +27,11 @@ pub struct TrackEmbeddings {
     pub tags: Tags,
     pub duration_s: f64,
     pub embeddings: Vec<ModelEmbedding>,
+    /// Tempo and key, each from the first descriptor plugin (by name) that measured it, as
+    /// the track's descriptors summary answers them.
+    pub bpm: Option<f64>,
+    pub key_tonic: Option<f64>,
+    pub key_mode: Option<f64>,
 }
 
 /// Call `f` for every track with at least one embedding, in id order, until it returns false.
@@ -38,7 +43,12 @@ pub fn for_each_track(db: &Path, mut f: impl FnMut(TrackEmbeddings) -> bool) -> 
             .map_err(|e| fail(e.to_string()))?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     let mut statement = connection.prepare(
-        "SELECT t.id, t.path, t.title, t.artist, t.album, t.genre, t.duration_s, p.model, p.top_label, p.embedding
+        "SELECT t.id, t.path, t.title, t.artist, t.album, t.genre, t.duration_s, p.model, p.top_label, p.embedding,
+           (SELECT d.bpm FROM descriptors d WHERE d.track_id = t.id AND d.bpm IS NOT NULL ORDER BY d.plugin LIMIT 1),
+           (SELECT d.key_tonic FROM descriptors d WHERE d.track_id = t.id AND d.key_tonic IS NOT NULL
+            ORDER BY d.plugin LIMIT 1),
+           (SELECT d.key_mode FROM descriptors d WHERE d.track_id = t.id AND d.key_mode IS NOT NULL
+            ORDER BY d.plugin LIMIT 1)
          FROM tracks t JOIN predictions p ON p.track_id = t.id
          WHERE length(p.embedding) >= 4
          ORDER BY t.id, p.model",
@@ -72,6 +82,9 @@ pub fn for_each_track(db: &Path, mut f: impl FnMut(TrackEmbeddings) -> bool) -> 
                     tags: Tags { title: row.get(2)?, artist: row.get(3)?, album: row.get(4)?, genre: row.get(5)? },
                     duration_s: row.get(6)?,
                     embeddings: vec![embedding],
+                    bpm: row.get(10)?,
+                    key_tonic: row.get::<_, Option<i64>>(11)?.map(|v| v as f64),
+                    key_mode: row.get::<_, Option<i64>>(12)?.map(|v| v as f64),
                 });
             }
         }

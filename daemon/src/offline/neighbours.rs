@@ -80,6 +80,8 @@ async fn evaluate(
                 .filter(|p| !p.embedding.is_empty())
                 .map(|p| SpaceVector { space: p.model.clone(), vector: p.embedding.clone(), label: String::new() })
                 .collect(),
+            bpm: None,
+            key: None,
         })
         .collect();
     index.upsert(points).await?;

@@ -4,6 +4,13 @@
 //! stored. Queries go to the vector index ([`crate::index`]), which the index keeper keeps in
 //! line with the library. Variety is traded for similarity by maximal marginal relevance.
 //!
+//! Tempo and key filters are index filters like the others (the index holds each track's
+//! tempo and key), so a filtered query still answers its full `limit` when enough tracks pass.
+//! The harmonic filter is turned into the keys that mix with a reference key
+//! ([`Camelot::compatible`]): for `recommend`, the key given in the request or else the keys
+//! of the positive examples (any of them); for `playlist` and `path`, the track before each
+//! step, so that every transition is one a DJ could mix.
+//!
 //! A [`Recommender`] needs a library, an index and a worker pool (for audio examples), not
 //! the engine: tests build one over an embedded index without any plugin.
 
@@ -11,11 +18,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::camelot::Camelot;
 use crate::config::RecommendSettings;
 use crate::engine::read_store;
 use crate::engine::{find_track, library_path, stored_tracks, EngineError, TrackKey};
 use crate::index::keeper::SharedIndex;
-use crate::index::{dot, normalised, Filter, Hit, Query, Strategy};
+use crate::index::{dot, normalised, tempo_and_key, Filter, Hit, Query, Strategy};
 use crate::library::{Listen, Store, TrackRecord};
 use crate::pipeline::AudioInput;
 use crate::workers::{Priority, WorkerPool};
@@ -29,12 +37,18 @@ pub enum Example {
     Audio(AudioInput),
 }
 
-/// Which tracks may come back: the index's filter, plus the seed's artist and album.
+/// Which tracks may come back: the index's filter (with its tempo range), plus the seed's
+/// artist and album and the harmonic filter.
 #[derive(Debug, Clone, Default)]
 pub struct RecommendFilter {
     pub filter: Filter,
     pub exclude_seed_artist: bool,
     pub exclude_seed_album: bool,
+    /// Only tracks whose key mixes with the reference key: the same, the relative key, or a
+    /// Camelot neighbour (see the module documentation for the reference).
+    pub harmonic: bool,
+    /// The reference key as the request gives it ("A minor", "8A"); `None`: the examples'.
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -127,10 +141,22 @@ pub struct Recommendation {
     pub score: f32,
 }
 
-/// An example resolved: its embedding in the space, and the library track when it is one.
+/// An example resolved: its embedding in the space, the library track when it is one, and
+/// its key (stored, or measured when the audio was analysed) when known.
 struct Resolved {
     vector: Vec<f32>,
     track: Option<TrackRecord>,
+    key: Option<Camelot>,
+}
+
+impl Resolved {
+    /// How an error names this example.
+    fn name(&self) -> String {
+        match &self.track {
+            Some(track) => format!("track {} ({})", track.id, track.path),
+            None => "the uploaded audio".into(),
+        }
+    }
 }
 
 /// Candidates fetched per wanted result when re-ranking for diversity.
@@ -208,12 +234,16 @@ impl Recommender {
                 let analysis = self.pool.analyze(input.clone(), models, Priority::Interactive, max_seconds).await?;
                 let prediction = analysis.predictions.into_iter().find(|p| p.model == space);
                 let vector = prediction.map(|p| p.embedding).unwrap_or_default();
-                return Ok(Resolved { vector, track: None });
+                let (_, key) = tempo_and_key(&analysis.descriptors);
+                return Ok(Resolved { vector, track: None, key });
             }
         };
         let vector = track.predictions.iter().find(|p| p.version.model == space).map(|p| p.embedding.clone());
         match vector {
-            Some(vector) if !vector.is_empty() => Ok(Resolved { vector, track: Some(track) }),
+            Some(vector) if !vector.is_empty() => {
+                let (_, key) = tempo_and_key(&track.descriptors);
+                Ok(Resolved { vector, track: Some(track), key })
+            }
             _ => Err(EngineError::NoEmbedding {
                 track_id: track.id,
                 path: track.path,
@@ -248,6 +278,17 @@ impl Recommender {
         let negative = self.resolve_all(&request.negative, &space).await?;
         let seeds: Vec<&TrackRecord> = positive.iter().filter_map(|r| r.track.as_ref()).collect();
         let mut filter = index_filter(&request.filter, &seeds)?;
+        if request.filter.harmonic {
+            let reference = match explicit_key(&request.filter)? {
+                Some(key) => vec![key],
+                None => positive.iter().map(|r| r.key.ok_or_else(|| no_key(r))).collect::<Result<_, _>>()?,
+            };
+            if reference.is_empty() {
+                // Only history positives: there is no example whose key could be meant.
+                return Err(EngineError::NoReferenceKey("the request (its examples come from the history)".into()));
+            }
+            filter.keys = reference.into_iter().flat_map(Camelot::compatible).collect();
+        }
         // Library examples are never recommended back.
         filter.exclude_tracks.extend(positive.iter().chain(&negative).filter_map(|r| r.track.as_ref().map(|t| t.id)));
         filter.exclude_tracks.extend(&history.recent);
@@ -288,6 +329,9 @@ impl Recommender {
         let seed = self.resolve(&seed, &space).await?;
         let seeds: Vec<&TrackRecord> = seed.track.iter().collect();
         let mut base_filter = index_filter(&request.filter, &seeds)?;
+        // Each next track mixes with the one before it; the first with the seed (or the key
+        // the request gives).
+        let mut previous_key = previous_key(&request.filter, &seed)?;
         let history = self.history(&request.history).await?;
         base_filter.exclude_tracks.extend(&history.recent);
         // The listener's taste (played through) pulls the walk as a third anchor; quick skips
@@ -303,6 +347,9 @@ impl Recommender {
             filter.exclude_tracks.extend(&chosen);
             if request.no_repeat_artist && !previous_artist.trim().is_empty() {
                 filter.exclude_artists.push(previous_artist.clone());
+            }
+            if let Some(key) = previous_key {
+                filter.keys = key.compatible().to_vec();
             }
             // Near the previous track and the seed alike: the walk cannot drift away.
             let mut positive = vec![previous.clone(), seed.vector.clone()];
@@ -324,6 +371,8 @@ impl Recommender {
             let Some(track) = stored_tracks(&self.store, vec![hit.track_id]).await?.pop().flatten() else { continue };
             previous = vector;
             previous_artist = track.tags.artist.clone();
+            // The index only gave a track with a key; one re-described meanwhile keeps the last.
+            previous_key = previous_key.and(tempo_and_key(&track.descriptors).1).or(previous_key);
             playlist.push(Recommendation { track, score });
         }
         Ok(playlist)
@@ -345,6 +394,7 @@ impl Recommender {
         let waypoints = self.resolve_all(&request.waypoints, &space).await?;
         let ends: Vec<&TrackRecord> = from.track.iter().chain(to.track.iter()).collect();
         let mut base_filter = index_filter(&request.filter, &ends)?;
+        let mut previous_key = previous_key(&request.filter, &from)?;
         let mut anchors = vec![&from];
         anchors.extend(waypoints.iter());
         anchors.push(&to);
@@ -367,6 +417,9 @@ impl Recommender {
             filter.exclude_tracks.extend(&chosen);
             if request.no_repeat_artist && !previous_artist.trim().is_empty() {
                 filter.exclude_artists.push(previous_artist.clone());
+            }
+            if let Some(key) = previous_key {
+                filter.keys = key.compatible().to_vec();
             }
             let query = Query {
                 space: space.clone(),
@@ -399,12 +452,18 @@ impl Recommender {
             let Some(track) = stored_tracks(&self.store, vec![hit.track_id]).await?.pop().flatten() else { continue };
             previous = vector.clone();
             previous_artist = track.tags.artist.clone();
+            previous_key = previous_key.and(tempo_and_key(&track.descriptors).1).or(previous_key);
             path.push((leg, vector.clone(), track));
         }
         // Where no unused track was nearer the leg's end than the step before (real music
         // clusters), a step may have fallen back: within each leg, order by closeness to its
-        // end, so each leg closes in on it all the same.
-        path.sort_by(|a, b| a.0.cmp(&b.0).then(dot(&a.1, &anchors[a.0 + 1]).total_cmp(&dot(&b.1, &anchors[b.0 + 1]))));
+        // end, so each leg closes in on it all the same. Not with the harmonic filter: each
+        // step was chosen to mix with the one before it, and reordering would break that.
+        if previous_key.is_none() {
+            path.sort_by(|a, b| {
+                a.0.cmp(&b.0).then(dot(&a.1, &anchors[a.0 + 1]).total_cmp(&dot(&b.1, &anchors[b.0 + 1])))
+            });
+        }
         let mut previous = anchors[0].clone();
         let mut out = Vec::with_capacity(path.len());
         for (_, vector, track) in path {
@@ -552,6 +611,47 @@ fn mean(vectors: &[Vec<f32>]) -> Option<Vec<f32>> {
     Some(normalised(&sum))
 }
 
+/// The reference key the request gives, checked; `None` when it gives none.
+fn explicit_key(filter: &RecommendFilter) -> Result<Option<Camelot>, EngineError> {
+    match filter.key.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => Camelot::parse(text).map(Some).ok_or_else(|| EngineError::BadKey(text.to_string())),
+    }
+}
+
+fn no_key(example: &Resolved) -> EngineError {
+    EngineError::NoReferenceKey(example.name())
+}
+
+/// Where a walk's harmonic filter starts: the request's key, else the first example's.
+/// `None` without the harmonic filter.
+fn previous_key(filter: &RecommendFilter, first: &Resolved) -> Result<Option<Camelot>, EngineError> {
+    let explicit = explicit_key(filter)?;
+    if !filter.harmonic {
+        return Ok(None);
+    }
+    explicit.or(first.key).map(Some).ok_or_else(|| no_key(first))
+}
+
+/// A tempo range must have an end, ends that are tempos, and its low end at most its high one.
+fn check_bpm(filter: &Filter) -> Result<(), EngineError> {
+    let Some(range) = filter.bpm else { return Ok(()) };
+    let bad = |reason: String| Err(EngineError::BadBpmRange(reason));
+    for (name, value) in [("min", range.min), ("max", range.max)] {
+        if let Some(value) = value {
+            // 0 is allowed (an open low end written out), as `ListTracks` and the client allow it.
+            if !value.is_finite() || value < 0.0 {
+                return bad(format!("{name} {value} is not a tempo (a non-negative number of beats per minute)"));
+            }
+        }
+    }
+    match (range.min, range.max) {
+        (None, None) => bad("the range is empty: give min, max or both".into()),
+        (Some(min), Some(max)) if min > max => bad(format!("min {min} is above max {max}")),
+        _ => Ok(()),
+    }
+}
+
 fn index_filter(filter: &RecommendFilter, seeds: &[&TrackRecord]) -> Result<Filter, EngineError> {
     let durations =
         [("min_duration_s", filter.filter.min_duration_s), ("max_duration_s", filter.filter.max_duration_s)];
@@ -560,6 +660,9 @@ fn index_filter(filter: &RecommendFilter, seeds: &[&TrackRecord]) -> Result<Filt
             return Err(EngineError::NegativeDuration(name));
         }
     }
+    check_bpm(&filter.filter)?;
+    // A malformed key is refused even where the filter does not use it.
+    explicit_key(filter)?;
     let mut index_filter = filter.filter.clone();
     for seed in seeds {
         if filter.exclude_seed_artist && !seed.tags.artist.trim().is_empty() {

@@ -399,3 +399,231 @@ async fn a_path_can_avoid_an_artist_twice_in_a_row_and_pass_a_waypoint() {
     let missing = f.recommender.path(PathRequest { to: None, ..path_request(from, to, 3) }).await;
     assert!(matches!(missing, Err(EngineError::NoEndpoint("to"))), "{missing:?}");
 }
+
+/// Tempo and key as the fixture's library stores them (see `crate::index::tests::library`).
+fn tempo_key(track: &TrackRecord) -> (Option<f64>, Option<Camelot>) {
+    tempo_and_key(&track.descriptors)
+}
+
+fn bpm_filter(min: Option<f64>, max: Option<f64>, octaves: bool) -> RecommendFilter {
+    let bpm = Some(crate::index::BpmRange { min, max, octaves });
+    RecommendFilter { filter: Filter { bpm, ..Default::default() }, ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_tempo_range_gives_tracks_in_range_only_and_still_fills_the_limit() {
+    let f = fixture(true).await;
+    let seed = f.tracks[0].id;
+    let in_range = |lo: f64, hi: f64, octaves: bool| -> Vec<i64> {
+        let range = crate::index::BpmRange { min: Some(lo), max: Some(hi), octaves };
+        let passing = f.tracks.iter().filter(|t| t.id != seed && tempo_key(t).0.is_some_and(|b| range.contains(b)));
+        passing.map(|t| t.id).collect()
+    };
+    // 9 tracks measured 95 to 110 BPM: five asked for, five in range (filtered in the index,
+    // not thrown away after a search of five).
+    let expected = in_range(95.0, 110.0, false);
+    assert_eq!(expected.len(), 9);
+    let filter = bpm_filter(Some(95.0), Some(110.0), false);
+    let found = f.recommender.recommend(RecommendRequest { filter, ..request(vec![Example::Track(seed)]) }).await;
+    let found = ids(&found.expect("recommend"));
+    assert_eq!(found.len(), 5);
+    assert!(found.iter().all(|id| expected.contains(id)), "{found:?} within {expected:?}");
+    // With octaves, 190-200 also takes the tracks at 95-100 (half time) and, asked for all,
+    // gives exactly the tracks in range.
+    let expected = in_range(190.0, 200.0, true);
+    let filter = bpm_filter(Some(190.0), Some(200.0), true);
+    let all = RecommendRequest { filter, limit: 100, ..request(vec![Example::Track(seed)]) };
+    let mut found = ids(&f.recommender.recommend(all).await.expect("recommend"));
+    found.sort_unstable();
+    assert_eq!(found, expected);
+    assert!(found.iter().any(|id| f.tracks.iter().any(|t| t.id == *id && tempo_key(t).0 < Some(101.0))));
+}
+
+#[tokio::test]
+async fn harmonic_recommendations_mix_with_the_examples_key_or_the_key_given() {
+    let f = fixture(true).await;
+    let compatible_with = |key: Camelot, seed: i64| -> Vec<i64> {
+        let keys = key.compatible();
+        let mut ids: Vec<i64> = f
+            .tracks
+            .iter()
+            .filter(|t| t.id != seed && tempo_key(t).1.is_some_and(|k| keys.contains(&k)))
+            .map(|t| t.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let all = |filter: RecommendFilter, seed: i64| RecommendRequest {
+        filter,
+        limit: 100,
+        ..request(vec![Example::Track(seed)])
+    };
+    let harmonic = RecommendFilter { harmonic: true, ..Default::default() };
+    // Track 2: D major. Every track in D, B minor, A or G major, and no other.
+    let seed = &f.tracks[2];
+    let key = tempo_key(seed).1.expect("the seed has a key");
+    assert_eq!(key.key_name(), "D major");
+    let mut found = ids(&f.recommender.recommend(all(harmonic.clone(), seed.id)).await.expect("recommend"));
+    found.sort_unstable();
+    let expected = compatible_with(key, seed.id);
+    assert!(expected.len() >= 3, "{expected:?}");
+    assert_eq!(found, expected);
+    // A key given in the request replaces the seed's, in either spelling.
+    for given in ["A minor", "8a"] {
+        let filter = RecommendFilter { key: Some(given.into()), ..harmonic.clone() };
+        let mut found = ids(&f.recommender.recommend(all(filter, seed.id)).await.expect("recommend"));
+        found.sort_unstable();
+        assert_eq!(found, compatible_with(Camelot::parse("A minor").expect("a key"), seed.id), "{given}");
+    }
+    // Two examples: tracks that mix with either.
+    let other = &f.tracks[5];
+    let request = RecommendRequest {
+        filter: harmonic.clone(),
+        limit: 100,
+        ..request(vec![Example::Track(seed.id), Example::Track(other.id)])
+    };
+    let found = ids(&f.recommender.recommend(request).await.expect("recommend"));
+    let keys: Vec<Camelot> =
+        [key, tempo_key(other).1.expect("a key")].into_iter().flat_map(Camelot::compatible).collect();
+    let expected = f
+        .tracks
+        .iter()
+        .filter(|t| t.id != seed.id && t.id != other.id && tempo_key(t).1.is_some_and(|k| keys.contains(&k)));
+    assert_eq!(found.len(), expected.count());
+}
+
+#[tokio::test]
+async fn a_harmonic_playlist_mixes_each_track_with_the_one_before_within_the_tempo_range() {
+    let f = fixture_of(true, 120).await;
+    let seed = &f.tracks[1];
+    let filter = RecommendFilter { harmonic: true, ..bpm_filter(Some(80.0), Some(150.0), false) };
+    let request = PlaylistRequest { seed: Some(Example::Track(seed.id)), length: 6, filter, ..Default::default() };
+    let playlist = f.recommender.playlist(request).await.expect("playlist");
+    assert!(playlist.len() >= 3, "{}", playlist.len());
+    let mut previous = tempo_key(seed).1.expect("the seed has a key");
+    for r in &playlist {
+        let (bpm, key) = tempo_key(&r.track);
+        assert!(bpm.is_some_and(|b| (80.0..=150.0).contains(&b)), "track {}: {bpm:?}", r.track.id);
+        let key = key.expect("a key");
+        assert!(previous.compatible().contains(&key), "{previous} then {key}");
+        previous = key;
+    }
+    // Mixing with the seed only (not the track before) would have let some step go to a key
+    // the previous track does not mix with; the walk above travels the wheel.
+    let keys: std::collections::HashSet<Camelot> = playlist.iter().filter_map(|r| tempo_key(&r.track).1).collect();
+    assert!(keys.len() >= 2, "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_bad_key_or_tempo_range_or_a_seed_without_key_is_its_own_error() {
+    let f = fixture(true).await;
+    let with = |filter: RecommendFilter, seed: i64| RecommendRequest { filter, ..request(vec![Example::Track(seed)]) };
+    let seed = f.tracks[0].id;
+    let bad_key = RecommendFilter { harmonic: true, key: Some("H minor".into()), ..Default::default() };
+    let error = f.recommender.recommend(with(bad_key.clone(), seed)).await.expect_err("H minor");
+    assert!(matches!(&error, EngineError::BadKey(k) if k == "H minor"), "{error:?}");
+    assert!(error.to_string().contains("\"8A\""), "{error}");
+    let error = f
+        .recommender
+        .playlist(PlaylistRequest { seed: Some(Example::Track(seed)), filter: bad_key, ..Default::default() })
+        .await
+        .expect_err("H minor");
+    assert!(matches!(error, EngineError::BadKey(_)), "{error:?}");
+    for (min, max, what) in
+        [(Some(130.0), Some(120.0), "above max"), (None, None, "empty"), (Some(-5.0), None, "not a tempo")]
+    {
+        let error = f.recommender.recommend(with(bpm_filter(min, max, false), seed)).await.expect_err(what);
+        assert!(matches!(&error, EngineError::BadBpmRange(m) if m.contains(what)), "{what}: {error:?}");
+    }
+    // Track 3 has no key: it cannot be the reference, unless the request gives one.
+    let keyless = f.tracks[3].id;
+    assert_eq!(tempo_key(&f.tracks[3]), (None, None));
+    let harmonic = RecommendFilter { harmonic: true, ..Default::default() };
+    let error = f.recommender.recommend(with(harmonic.clone(), keyless)).await.expect_err("no key");
+    assert!(
+        matches!(&error, EngineError::NoReferenceKey(what) if what.contains(&format!("track {keyless}"))),
+        "{error:?}"
+    );
+    let given = RecommendFilter { key: Some("5A".into()), ..harmonic.clone() };
+    assert!(!f.recommender.recommend(with(given, keyless)).await.expect("a key given").is_empty());
+    let error = f
+        .recommender
+        .playlist(PlaylistRequest { seed: Some(Example::Track(keyless)), filter: harmonic, ..Default::default() })
+        .await
+        .expect_err("no key");
+    assert!(matches!(error, EngineError::NoReferenceKey(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_harmonic_path_mixes_each_step_with_the_one_before_in_play_order() {
+    let f = fixture_of(true, 200).await;
+    let with_key = |id: i64| f.tracks.iter().find(|t| t.id == id).and_then(|t| tempo_key(t).1);
+    let (from, to) = far_apart(&f);
+    let from = if with_key(from).is_some() { from } else { f.tracks[0].id };
+    let filter = RecommendFilter { harmonic: true, ..Default::default() };
+    let request = PathRequest { filter, ..path_request(from, to, 6) };
+    let path = f.recommender.path(request).await.expect("path");
+    assert!(path.len() >= 3, "{}", path.len());
+    let mut previous = with_key(from).expect("FROM has a key");
+    for step in &path {
+        let key = tempo_key(&step.track).1.expect("a key");
+        assert!(previous.compatible().contains(&key), "{previous} then {key}");
+        previous = key;
+    }
+}
+
+/// Each next track of a harmonic playlist mixes with the one before it, not merely with the
+/// seed: from a seed in 8B, the first step goes to 9B; 7B also mixes with the seed, but not
+/// with 9B, so the second step must go to 10B.
+#[tokio::test]
+async fn a_harmonic_playlist_follows_the_previous_track_round_the_wheel_not_the_seed() {
+    use crate::library::{FileStat, Tags};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(crate::library::Store::open(&dir.path().join("library.sqlite3")).expect("store"));
+    let mut by_name = HashMap::new();
+    // (name, Camelot key, vector): 7B lies nearer the seed and 9B than 10B does.
+    for (name, key, vector) in [
+        ("seed", "8B", [1.0, 0.0, 0.0]),
+        ("fifth up", "9B", [0.98, 0.2, 0.0]),
+        ("fifth down", "7B", [0.97, 0.1, 0.2]),
+        ("two fifths up", "10B", [0.7, 0.5, 0.5]),
+        ("far key", "2A", [0.99, 0.1, 0.1]),
+    ] {
+        let path = format!("/m/{name}.flac");
+        let tags = Tags { title: name.into(), ..Default::default() };
+        let id = store.insert(&path, FileStat { size: 1, mtime_ns: 1 }, &path, &tags).expect("insert");
+        let prediction = crate::index::tests::library_prediction("cnn", &["x"], vec![1.0], vector.to_vec());
+        store.save_analysis(id, 60.0, &[prediction]).expect("save");
+        let (tonic, minor) = Camelot::parse(key).expect("a key").key();
+        let values = vec![("key_tonic".into(), tonic as f64), ("key_mode".into(), f64::from(u8::from(minor)))];
+        let described = crate::pipeline::descriptors::DescriptorResult {
+            plugin: "descriptors".into(),
+            version: "1".into(),
+            values,
+            state: Vec::new(),
+            error: None,
+        };
+        store.save_descriptors(id, &[described]).expect("save descriptors");
+        by_name.insert(name, id);
+    }
+    let index = EmbeddedIndex::in_memory(exact_config());
+    sync_from_library(&index, &store).await.expect("sync");
+    let pool = WorkerPool::start(Arc::new(PluginRegistry::default()), Arc::new(ModelCatalog::default()), 1, 1)
+        .expect("an empty pool");
+    let index: Arc<dyn VectorIndex> = Arc::new(index);
+    let settings = RecommendSettings::default();
+    let recommender = Recommender::new(
+        store,
+        SharedIndex::ready(index),
+        Arc::new(pool),
+        vec!["cnn".into()],
+        Vec::new(),
+        settings,
+        600.0,
+    );
+    let filter = RecommendFilter { harmonic: true, ..Default::default() };
+    let request =
+        PlaylistRequest { seed: Some(Example::Track(by_name["seed"])), length: 3, filter, ..Default::default() };
+    let playlist = ids(&recommender.playlist(request).await.expect("playlist"));
+    assert_eq!(playlist, [by_name["fifth up"], by_name["two fifths up"]], "9B, then 10B (7B does not mix with 9B)");
+}

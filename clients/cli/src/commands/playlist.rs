@@ -87,4 +87,14 @@ mod tests {
         assert_eq!((filter.min_duration_s, filter.max_duration_s), (None, Some(240.0)));
         assert!(filter.genres.is_empty() && filter.exclude_artists.is_empty() && filter.exclude_albums.is_empty());
     }
+
+    #[test]
+    fn a_harmonic_playlist_in_a_tempo_range() {
+        let seed = pb::TrackRef { track: Some(Which::TrackId(7)) };
+        let line = ["--seed", "7", "--bpm", "170-180", "--bpm-octaves", "--harmonic", "--key", "5A"];
+        let filter = playlist_request(&args(&line), seed).filter.expect("filter");
+        assert_eq!(filter.bpm, Some(pb::BpmRange { min: Some(170.0), max: Some(180.0), octaves: true }));
+        assert!(filter.harmonic);
+        assert_eq!(filter.key, "5A");
+    }
 }

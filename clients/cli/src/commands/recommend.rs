@@ -108,6 +108,9 @@ pub fn recommend_filter(filter: &FilterArgs) -> Option<pb::RecommendFilter> {
         max_duration_s: filter.max_duration,
         exclude_seed_artist: filter.exclude_seed_artist,
         exclude_seed_album: filter.exclude_seed_album,
+        bpm: filter.bpm.map(|(min, max)| pb::BpmRange { min, max, octaves: filter.bpm_octaves }),
+        harmonic: filter.harmonic,
+        key: filter.key.clone().unwrap_or_default(),
     })
 }
 
@@ -190,8 +193,24 @@ mod tests {
                 max_duration_s: None,
                 exclude_seed_artist: true,
                 exclude_seed_album: false,
+                bpm: None,
+                harmonic: false,
+                key: String::new(),
             })
         );
+    }
+
+    #[test]
+    fn tempo_and_harmonic_flags_reach_the_filter() {
+        let line = ["1", "--bpm", "120-130", "--bpm-octaves", "--harmonic", "--key", "A minor"];
+        let filter = recommend_filter(&args(&line).filter).expect("filter");
+        assert_eq!(filter.bpm, Some(pb::BpmRange { min: Some(120.0), max: Some(130.0), octaves: true }));
+        assert!(filter.harmonic);
+        assert_eq!(filter.key, "A minor");
+        // An open end stays open; without --key the daemon takes the examples' keys.
+        let filter = recommend_filter(&args(&["1", "--bpm=-100", "--harmonic"]).filter).expect("filter");
+        assert_eq!(filter.bpm, Some(pb::BpmRange { min: None, max: Some(100.0), octaves: false }));
+        assert_eq!(filter.key, "");
     }
 
     #[test]
@@ -204,6 +223,8 @@ mod tests {
             &["--exclude-seed-album"],
             &["--min-duration", "0"],
             &["--max-duration", "1:00"],
+            &["--bpm", "120-"],
+            &["--harmonic"],
         ] {
             let line: Vec<&str> = ["1"].iter().chain(flag).copied().collect();
             let filter = recommend_filter(&args(&line).filter);

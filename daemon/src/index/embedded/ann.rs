@@ -200,7 +200,7 @@ pub(crate) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::embedded::space::RowAttrs;
+    use crate::index::embedded::space::{RowAttrs, NO_KEY};
     use crate::index::scoring::normalise;
 
     #[test]
@@ -208,7 +208,7 @@ mod tests {
         let dim = 8;
         let mut rng = Rng::new(3);
         let mut space = Space::new(dim);
-        let attrs = RowAttrs { genre: 0, label: 0, artist: 0, album: 0, duration_s: 0.0 };
+        let attrs = RowAttrs { genre: 0, label: 0, artist: 0, album: 0, duration_s: 0.0, bpm: f64::NAN, key: NO_KEY };
         for id in 0..2000i64 {
             let axis = (id % 4) as usize;
             let mut v: Vec<f32> = (0..dim).map(|_| rng.normal() * 0.05).collect();

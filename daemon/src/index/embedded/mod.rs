@@ -302,6 +302,8 @@ impl Inner {
                     artist: meta.artist,
                     album: meta.album,
                     duration_s: meta.duration_s,
+                    bpm: point.bpm.unwrap_or(f64::NAN),
+                    key: point.key.map_or(space::NO_KEY, |k| k.code()),
                 };
                 let space = state.spaces.entry(v.space.clone()).or_insert_with(|| Space::new(v.vector.len()));
                 space.insert(id, &normalised(&v.vector), attrs);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use super::space::{RowAttrs, Space};
 use super::Strings;
-use crate::index::filter::Folded;
+use crate::index::filter::{BpmRange, Folded};
 use crate::index::scoring::Scorer;
 
 /// Rows one thread takes at a time.
@@ -31,6 +31,9 @@ pub(crate) struct RowFilter {
     exclude_albums: IdSet,
     min_duration_s: Option<f64>,
     max_duration_s: Option<f64>,
+    bpm: Option<BpmRange>,
+    /// Bit `code` set for each key that passes; `None`: any key.
+    keys: Option<u32>,
 }
 
 impl RowFilter {
@@ -44,12 +47,16 @@ impl RowFilter {
             exclude_albums: ids(&filter.exclude_albums),
             min_duration_s: filter.min_duration_s,
             max_duration_s: filter.max_duration_s,
+            bpm: filter.bpm,
+            keys: (!filter.keys.is_empty()).then(|| filter.keys.iter().fold(0u32, |bits, k| bits | 1 << k.code())),
         };
         let everything = compiled.genres.is_none()
             && compiled.exclude_artists.is_empty()
             && compiled.exclude_albums.is_empty()
             && compiled.min_duration_s.is_none()
-            && compiled.max_duration_s.is_none();
+            && compiled.max_duration_s.is_none()
+            && compiled.bpm.is_none()
+            && compiled.keys.is_none();
         RowFilter { everything, ..compiled }
     }
 
@@ -69,8 +76,16 @@ impl RowFilter {
         if self.exclude_artists.contains(a.artist) || self.exclude_albums.contains(a.album) {
             return false;
         }
-        !(self.min_duration_s.is_some_and(|lo| a.duration_s < lo)
-            || self.max_duration_s.is_some_and(|hi| a.duration_s > hi))
+        if self.min_duration_s.is_some_and(|lo| a.duration_s < lo)
+            || self.max_duration_s.is_some_and(|hi| a.duration_s > hi)
+        {
+            return false;
+        }
+        // NaN (no tempo) is in no range; NO_KEY (255) shifts past every key's bit.
+        if self.bpm.is_some_and(|range| a.bpm.is_nan() || !range.contains(a.bpm)) {
+            return false;
+        }
+        self.keys.is_none_or(|keys| a.key < 24 && keys & (1 << a.key) != 0)
     }
 }
 

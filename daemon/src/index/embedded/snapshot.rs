@@ -13,21 +13,28 @@
 //! u64:strings  { u32:len bytes }
 //! u64:tracks   { i64:id u64:fingerprint f64:duration_s u32:genre u32:artist u32:album u32:len path }
 //! u64:spaces   { u32:len name u32:dim u64:trained_len u64:lists u8:has_centroids [f32 × lists·dim]
-//!                { u64:rows i64×rows {u32 genre, u32 label, u32 artist, u32 album, f64 duration}×rows
+//!                { u64:rows i64×rows {u32 genre, u32 label, u32 artist, u32 album, f64 duration,
+//!                                       f64 bpm, u8 key}×rows
 //!                  f32×rows·dim } × lists }
 //! u32:crc32 of everything above, "TIMBREND"
 //! ```
+//!
+//! `bpm` is NaN and `key` 255 where unknown (`key` is a Camelot code, 0 to 23). Version 1
+//! had neither; it is still read, as tracks without tempo or key, and the next sync from the
+//! library gives them theirs (their fingerprints differ).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::space::{List, RowAttrs, Space};
+use super::space::{List, RowAttrs, Space, NO_KEY};
 use super::{State, Strings, TrackMeta};
 
 const MAGIC: &[u8; 8] = b"TIMBREIX";
 const END: &[u8; 8] = b"TIMBREND";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The format before tempo and key were indexed; read, never written.
+const VERSION_WITHOUT_DESCRIPTORS: u32 = 1;
 
 /// Why a snapshot could not be read.
 #[derive(Debug)]
@@ -149,6 +156,8 @@ fn write_state<W: Write>(out: &mut Out<W>, state: &State) -> std::io::Result<()>
                 out.u32(a.artist)?;
                 out.u32(a.album)?;
                 out.u64(a.duration_s.to_bits())?;
+                out.u64(a.bpm.to_bits())?;
+                out.u8(a.key)?;
             }
             out.f32s(&list.vectors)?;
         }
@@ -292,11 +301,13 @@ pub(crate) fn load(path: &Path) -> Load<State> {
         return Err(corrupt("not a timbre index snapshot (bad magic)"));
     }
     let version = input.u32()?;
-    if version != VERSION {
-        return Err(corrupt(format!("format version {version}, this timbred reads {VERSION}")));
+    if version != VERSION && version != VERSION_WITHOUT_DESCRIPTORS {
+        return Err(corrupt(format!(
+            "format version {version}, this timbred reads {VERSION_WITHOUT_DESCRIPTORS} to {VERSION}"
+        )));
     }
     input.u32()?;
-    let state = read_state(&mut input)?;
+    let state = read_state(&mut input, version)?;
     if input.left != 0 {
         return Err(corrupt(format!("{} unexpected bytes before the trailer", input.left)));
     }
@@ -313,7 +324,8 @@ pub(crate) fn load(path: &Path) -> Load<State> {
     Ok(state)
 }
 
-fn read_state<R: Read>(input: &mut In<R>) -> Load<State> {
+fn read_state<R: Read>(input: &mut In<R>, version: u32) -> Load<State> {
+    let descriptors = version >= 2;
     let n = input.count(4)?;
     let mut strings = Strings::default();
     for i in 0..n {
@@ -365,7 +377,8 @@ fn read_state<R: Read>(input: &mut In<R>) -> Load<State> {
         };
         let mut lists = Vec::with_capacity(n_lists);
         for _ in 0..n_lists {
-            let rows = input.count(8 + 24 + 4 * dim as u64)?;
+            let row_size = if descriptors { 8 + 24 + 9 } else { 8 + 24 };
+            let rows = input.count(row_size + 4 * dim as u64)?;
             let ids = input.i64s(rows)?;
             let mut attrs = Vec::with_capacity(rows);
             for _ in 0..rows {
@@ -375,6 +388,15 @@ fn read_state<R: Read>(input: &mut In<R>) -> Load<State> {
                     artist: known(input.u32()?)?,
                     album: known(input.u32()?)?,
                     duration_s: input.f64()?,
+                    bpm: if descriptors { input.f64()? } else { f64::NAN },
+                    key: if descriptors {
+                        match input.u8()? {
+                            key @ (0..24 | NO_KEY) => key,
+                            key => return Err(corrupt(format!("key code {key} out of range"))),
+                        }
+                    } else {
+                        NO_KEY
+                    },
                 });
             }
             let vectors = input.f32s(rows * dim)?;
@@ -418,6 +440,9 @@ mod tests {
                         SpaceVector { space: "cnn".into(), vector: vec![x, 1.0, -x, 0.5], label: "rock".into() },
                         SpaceVector { space: "pca-knn".into(), vector: vec![1.0, x, 2.0], label: "jazz".into() },
                     ],
+                    // Every other track with a tempo and a key, as after a descriptors run.
+                    bpm: (id % 2 == 0).then_some(60.0 + 15.0 * x as f64),
+                    key: (id % 2 == 0).then(|| crate::camelot::Camelot::from_key(id as usize, id % 4 == 0)),
                 }
             })
             .collect();
@@ -442,6 +467,32 @@ mod tests {
         assert_eq!(index.loaded(), &Loaded::Snapshot { tracks: 6 });
         assert_eq!(index.spaces(), [("cnn".to_string(), 4), ("pca-knn".to_string(), 3)]);
         assert!(index.is_approximate("cnn") && !index.is_approximate("pca-knn"));
+    }
+
+    /// A snapshot of format 1 (before tempo and key were indexed) opens as tracks without
+    /// either: a tempo or key filter passes none of them until the library's sync.
+    #[tokio::test]
+    async fn a_format_1_snapshot_reads_as_tracks_without_tempo_or_key() {
+        use crate::index::{BpmRange, Filter, Query, VectorIndex};
+        let v1 =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/index_snapshot/v1-without-tempo-key.timbre-ix");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.timbre-ix");
+        fs_err::copy(v1, &path).expect("the format 1 snapshot is committed");
+        let index = EmbeddedIndex::open(&path, EmbeddedConfig::default()).expect("open");
+        assert_eq!(index.loaded(), &Loaded::Snapshot { tracks: 6 });
+        let query = |filter: Filter| Query {
+            space: "pca-knn".into(),
+            positive: vec![vec![1.0, 2.0, 2.0]],
+            limit: 10,
+            filter,
+            ..Default::default()
+        };
+        assert_eq!(index.query(query(Filter::default())).await.expect("query").len(), 6);
+        let bpm = Filter { bpm: Some(BpmRange { min: Some(0.0), max: None, octaves: true }), ..Default::default() };
+        assert!(index.query(query(bpm)).await.expect("query").is_empty());
+        let keys = Filter { keys: crate::camelot::Camelot::from_code(0).into_iter().collect(), ..Default::default() };
+        assert!(index.query(query(keys)).await.expect("query").is_empty());
     }
 
     /// Snapshots the fuzzer crashed the index with (fuzz/regressions/index_snapshot/), each
@@ -479,6 +530,8 @@ mod tests {
                 album: "b".into(),
                 duration_s: 1.0,
                 vectors,
+                bpm: Some(128.0),
+                key: crate::camelot::Camelot::parse("8A"),
             };
             index.upsert_blocking(vec![point]).expect("upsert");
             assert!(index.save().expect("save"));

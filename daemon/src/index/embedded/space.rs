@@ -16,7 +16,14 @@ pub(crate) struct RowAttrs {
     pub artist: u32,
     pub album: u32,
     pub duration_s: f64,
+    /// The track's tempo; NaN when unknown (no range holds it).
+    pub bpm: f64,
+    /// The track's key as a [`crate::camelot::Camelot::code`]; [`NO_KEY`] when unknown.
+    pub key: u8,
 }
+
+/// [`RowAttrs::key`] of a track without a key.
+pub(crate) const NO_KEY: u8 = u8::MAX;
 
 /// Rows of one list: `ids[i]`, `attrs[i]` and `vectors[i * dim..(i + 1) * dim]` belong together.
 #[derive(Debug, Clone, Default)]
@@ -183,7 +190,7 @@ mod tests {
     use super::*;
 
     fn attrs(genre: u32) -> RowAttrs {
-        RowAttrs { genre, label: 0, artist: 0, album: 0, duration_s: 1.0 }
+        RowAttrs { genre, label: 0, artist: 0, album: 0, duration_s: 1.0, bpm: 120.0 + f64::from(genre), key: NO_KEY }
     }
 
     #[test]

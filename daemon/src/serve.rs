@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::Loaded;
 use crate::engine::{Engine, StartError};
 use crate::grpc::{Security, SecurityError};
 
@@ -38,7 +38,8 @@ pub fn served_url(line: &str) -> Option<String> {
     Some(format!("{scheme}://{address}"))
 }
 
-pub async fn run(settings: Settings) -> Result<(), ServeError> {
+pub async fn run(loaded: Loaded) -> Result<(), ServeError> {
+    let settings = loaded.settings.clone();
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
     let mut signals = ShutdownSignals::install()?;
     let security = Security::load(&settings.server, settings.listen_addr())?;
@@ -47,7 +48,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let listener = crate::grpc::bind(settings.listen_addr()).await?;
     let local = listener.local_addr()?;
     // Everything a client can ask about is started before the address is announced.
-    let engine = Engine::start(settings).await?;
+    let engine = Engine::start(loaded).await?;
     let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
     let roots: Vec<String> = engine.scanner().roots().iter().map(|r| r.display().to_string()).collect();
     // Tests and supervisors read this line to learn the port when the address ends in :0

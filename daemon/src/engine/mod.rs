@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub use error::{task_failed, EngineError, StartError, TrackKey};
 
 use crate::catalogue::{self, Catalogue};
-use crate::config::Settings;
+use crate::config::{Loaded, Settings};
 use crate::index::keeper::IndexKeeper;
 use crate::library::watch::LibraryWatcher;
 use crate::library::{ModelVersion, Scanner, Store, TrackFilter, TrackRecord};
@@ -42,7 +42,9 @@ impl Engine {
     /// the workers, the library; then the vector index keeper (its first sync sees the library
     /// before any scan writes), then the library is caught up with and watched, then the live
     /// sources. Returns a running engine, or the error that kept a part from starting.
-    pub async fn start(settings: Settings) -> Result<Arc<Self>, StartError> {
+    /// A `library.models` name that did not load is refused here, naming the key and its layer.
+    pub async fn start(loaded: Loaded) -> Result<Arc<Self>, StartError> {
+        let settings = loaded.settings.clone();
         let (search_path, registry, catalog) = tokio::task::block_in_place(|| {
             let search_path = SearchPath::standard(&settings.plugins.paths);
             let mut registry = PluginRegistry::discover(&search_path);
@@ -53,6 +55,7 @@ impl Engine {
             let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
             (search_path, registry, catalog)
         });
+        loaded.check_library_models(&catalog.models.iter().map(|m| m.name().to_string()).collect::<Vec<_>>())?;
         Self::start_with(settings, search_path, registry, catalog).await
     }
 
@@ -69,17 +72,25 @@ impl Engine {
             let store = Arc::new(Store::open(&settings.database_path())?);
             Ok((pool, store))
         })?;
-        let versions = model_versions(&catalog, &registry);
+        // The library keeps only its models' predictions (and runs only those).
+        let library_models = library_models(&settings.library.models, &catalog);
+        let versions = model_versions(&catalog, &registry)
+            .into_iter()
+            .filter(|v| library_models.as_ref().is_none_or(|names| names.contains(&v.model)))
+            .collect();
         let (changes_tx, changes) = crate::library::change_queue(crate::library::changes::CHANGE_QUEUE);
-        let scanner = Arc::new(Scanner::new(
-            store.clone(),
-            pool.clone(),
-            versions,
-            settings.library.roots.clone(),
-            settings.library.extensions.clone(),
-            changes_tx,
-        )
-        .with_descriptor_versions(crate::pipeline::descriptors::DescriptorSet::load(&registry).versions()));
+        let scanner = Arc::new(
+            Scanner::new(
+                store.clone(),
+                pool.clone(),
+                versions,
+                settings.library.roots.clone(),
+                settings.library.extensions.clone(),
+                changes_tx,
+            )
+            .with_descriptor_versions(crate::pipeline::descriptors::DescriptorSet::load(&registry).versions())
+            .with_models(library_models),
+        );
         let keeper =
             IndexKeeper::start(settings.index.clone(), settings.library.data_dir.clone(), store.clone(), changes);
         // Heads give labels, not an embedding: they are not spaces.
@@ -168,6 +179,11 @@ impl Engine {
 
     pub fn model_names(&self) -> Vec<String> {
         self.catalog.models.iter().map(|m| m.name().to_string()).collect()
+    }
+
+    /// Each loaded model's kind (classes or tags), by name: what a stored prediction of it is.
+    pub fn model_kinds(&self) -> std::collections::HashMap<String, timbre_model_manifest::OutputKind> {
+        self.catalog.models.iter().map(|m| (m.name().to_string(), m.folder.manifest.model.kind)).collect()
     }
 
     /// Plugin libraries and model folders, loaded and refused.
@@ -282,6 +298,25 @@ fn follow_library(settings: &Settings, scanner: &Arc<Scanner>) -> Option<Library
     watcher
 }
 
+/// The models a library analysis runs: `None` (every loaded model) when `names` is empty, else
+/// the names and each head's upstream. A head's upstream runs anyway to feed it; storing its
+/// predictions too costs a row, and lets it serve recommendations as a space. Names not loaded
+/// are left out ([`Engine::start`] refuses them first).
+pub fn library_models(names: &[String], catalog: &ModelCatalog) -> Option<Vec<String>> {
+    if names.is_empty() {
+        return None;
+    }
+    let mut models: Vec<String> = Vec::new();
+    for spec in names.iter().filter_map(|name| catalog.get(name)) {
+        for name in spec.upstream().into_iter().chain([spec.name()]) {
+            if !models.iter().any(|m| m == name) {
+                models.push(name.to_string());
+            }
+        }
+    }
+    Some(models)
+}
+
 /// Each model's version as stored with its predictions: the manifest version and the model
 /// file's digest; and its feature plugin, that plugin's version and its parameters. A head's
 /// "features" are its upstream model's version, so a new upstream re-runs the head too.
@@ -296,8 +331,10 @@ fn model_versions(catalog: &ModelCatalog, registry: &PluginRegistry) -> Vec<Mode
         .map(|spec| {
             let feature_version = match (spec.features(), spec.upstream()) {
                 (Some(features), _) => {
-                    let plugin_version =
-                        registry.get(PluginKind::Feature, &features.plugin).map(|p| p.version.clone()).unwrap_or_default();
+                    let plugin_version = registry
+                        .get(PluginKind::Feature, &features.plugin)
+                        .map(|p| p.version.clone())
+                        .unwrap_or_default();
                     format!(
                         "{}-{} {} segment_seconds={}",
                         features.plugin,

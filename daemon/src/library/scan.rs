@@ -79,6 +79,9 @@ pub struct Scanner {
     changes: ChangeSender,
     /// [`STORE_RETRY_AFTER`]; tests shorten it.
     store_retry_after: Duration,
+    /// The models a track's analysis runs (`library.models` and their upstreams); `None`: every
+    /// loaded model.
+    models: Option<Vec<String>>,
 }
 
 impl Scanner {
@@ -103,7 +106,14 @@ impl Scanner {
             stopping: AtomicBool::new(false),
             changes,
             store_retry_after: STORE_RETRY_AFTER,
+            models: None,
         }
+    }
+
+    /// Analyse tracks with only these models (`None`: all); `versions` should list only them.
+    pub fn with_models(mut self, models: Option<Vec<String>>) -> Self {
+        self.models = models;
+        self
     }
 
     /// The descriptor plugins the workers run, `(name, version)`.
@@ -394,7 +404,7 @@ impl Scanner {
             }
             self.store.replace_content(track.id, stat, &hash, &tags::read(file))?;
             self.announce(LibraryChange::Changed(track.id));
-            return Ok(Plan::Analyse { id: track.id, models: None });
+            return Ok(Plan::Analyse { id: track.id, models: self.models.clone() });
         }
 
         let hash = match timbre_model_manifest::sha256_file(file) {
@@ -421,16 +431,16 @@ impl Scanner {
                 return Ok(Plan::Skip);
             }
         }
-        Ok(Plan::Analyse { id, models: None })
+        Ok(Plan::Analyse { id, models: self.models.clone() })
     }
 
     /// What a track whose content is unchanged needs.
     fn plan_for(&self, track: &TrackRecord, full: bool) -> Plan {
         if full {
-            return Plan::Analyse { id: track.id, models: None };
+            return Plan::Analyse { id: track.id, models: self.models.clone() };
         }
         match track.state {
-            TrackState::Pending => Plan::Analyse { id: track.id, models: None },
+            TrackState::Pending => Plan::Analyse { id: track.id, models: self.models.clone() },
             // Retried when the file changes, or by a full scan; not on every scan.
             TrackState::Failed => Plan::Skip,
             TrackState::Analysed => {

@@ -84,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
 fn serve(cli: &Cli, settings: &SettingsArgs) -> anyhow::Result<bool> {
     let loaded = load_settings(cli, settings)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(timbre_daemon::serve::run(loaded.settings))?;
+    runtime.block_on(timbre_daemon::serve::run(loaded))?;
     // Calls still open after the grace period must not hold the exit.
     runtime.shutdown_background();
     Ok(true)
@@ -129,6 +129,7 @@ impl Offline {
             onnxruntime: cli.onnxruntime.clone(),
             execution_provider: cli.execution_provider.clone().unwrap_or_else(|| "auto".into()),
             intra_threads: 1,
+            graph_optimization: "all".into(),
             only: cli.models.clone(),
         };
         let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -228,7 +229,7 @@ fn evaluate_neighbours(offline: &Offline, data: &LabelledData, json: bool) -> an
 }
 
 fn train_model(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
-    let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs } = model else {
+    let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, padding, jobs } = model else {
         return train_head(offline, model);
     };
     let options = timbre_pca_knn::TrainOptions {
@@ -245,6 +246,7 @@ fn train_model(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
         options,
         jobs: jobs.unwrap_or(offline.all_cores),
         version: version.clone(),
+        padding: serde_json::from_value(serde_json::json!(padding))?,
     };
     let mut read = 0usize;
     let report = train::train_pca_knn(&offline.registry, &request, |_, error| match error {
@@ -289,7 +291,8 @@ fn train_head(offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
         command,
     };
     let catalog = offline.catalog_of(&[embedding.clone()]);
-    let outcome = timbre_daemon::offline::head::train_head(&offline.registry, &catalog, &request, progress("train head"))?;
+    let outcome =
+        timbre_daemon::offline::head::train_head(&offline.registry, &catalog, &request, progress("train head"))?;
     print_failures(&outcome.failed);
     let report = &outcome.report;
     let chosen = &report.candidates[report.chosen];

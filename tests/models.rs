@@ -552,11 +552,25 @@ fn library_models_choose_what_the_scan_runs_and_classify_still_runs_any() {
     drop(daemon);
 
     std::fs::write(&config, "[library]\nmodels = [\"genre\", \"nope\"]\n").expect("write");
-    let output = run(timbred()
+    // A daemon that took the bad name would serve until killed: give it a minute, not forever.
+    let mut child = timbred()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .arg("--data-dir")
-        .arg(dir.path().join("data")));
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("timbred starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().expect("kill");
+            panic!("timbred serve with an unknown library.models name did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().expect("output");
     assert!(!output.status.success());
     let error = text(&output.stderr);
     assert!(error.contains("library.models = \"nope\"") && error.contains(&config.display().to_string()), "{error}");

@@ -111,7 +111,8 @@ fn train_pca_knn_writes_a_model_folder_the_daemon_serves() {
     for (label, base) in [("low", 110.0), ("high", 1760.0)] {
         std::fs::create_dir_all(data.join(label)).expect("mkdir");
         for i in 0..4 {
-            write_tone_wav(&data.join(label).join(format!("{label}.{i}.wav")), base * (1.0 + 0.05 * i as f32), 7.0);
+            // 8 s: two segments and a 2 s tail, long enough to be kept and padded.
+            write_tone_wav(&data.join(label).join(format!("{label}.{i}.wav")), base * (1.0 + 0.05 * i as f32), 8.0);
         }
     }
     let out = dir.path().join("model");
@@ -128,6 +129,20 @@ fn train_pca_knn_writes_a_model_folder_the_daemon_serves() {
         manifest.contains("plugin = \"pca-knn\"") && manifest.contains("labels = [\"high\", \"low\"]"),
         "{manifest}"
     );
+    // Trained with repeat-padded tails (the default), and the manifest says so for inference.
+    assert!(manifest.contains("padding = \"repeat\""), "{manifest}");
+    let zeros = dir.path().join("zeros");
+    let output = run(timbred()
+        .args(["train", "pca-knn", "--k", "3", "--jobs", "2", "--padding", "zeros", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&zeros));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let zeros_manifest = std::fs::read_to_string(zeros.join("model.toml")).expect("model.toml");
+    assert!(!zeros_manifest.contains("padding"), "zeros is the default, left out: {zeros_manifest}");
+    // Each track's 2 s tail is completed with its start or with silence: other training points.
+    let knn = |dir: &std::path::Path| std::fs::read(dir.join("model.knn")).expect("model.knn");
+    assert_ne!(knn(&out), knn(&zeros), "the padding changes the training segments, not only the manifest");
 
     // The folder comes first on the model path, so it is the `pca-knn` model analyze uses.
     let output = run(timbred()

@@ -179,7 +179,12 @@ fn the_shipped_models_load_by_default_and_each_predicts_a_distribution() {
         .map(|p| p["model"].as_str().unwrap_or(""))
         .collect();
     models.sort();
-    assert_eq!(models, vec!["bilstm", "cnn", "cnn-lstm", "genre", "musicnn-msd", "pca-knn"], "{}", text(&output.stderr));
+    assert_eq!(
+        models,
+        vec!["bilstm", "cnn", "cnn-lstm", "genre", "musicnn-msd", "pca-knn"],
+        "{}",
+        text(&output.stderr)
+    );
     for prediction in line["predictions"].as_array().expect("predictions") {
         let labels = prediction["labels"].as_array().expect("labels");
         if prediction["model"] == "musicnn-msd" {
@@ -333,7 +338,9 @@ fn musicnn_hears_metal_in_a_metal_clip() {
 fn the_genre_head_names_the_genre_of_a_real_clip() {
     let Some(pool) = crate::util::gtzan_pool() else { return };
     let clip = pool.join("metal/metal.00026.flac");
-    let output = run(timbred().args(["--models", "genre", "--execution-provider", "cpu", "analyze", "--json", "--top-k", "3"]).arg(&clip));
+    let output = run(timbred()
+        .args(["--models", "genre", "--execution-provider", "cpu", "analyze", "--json", "--top-k", "3"])
+        .arg(&clip));
     assert!(output.status.success(), "{}", text(&output.stderr));
     let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let predictions = line["predictions"].as_array().expect("predictions");
@@ -355,7 +362,9 @@ fn a_head_without_its_upstream_or_in_a_cycle_is_refused_naming_both() {
         std::fs::create_dir(&folder).expect("mkdir");
         std::fs::copy(genre.join("head.json"), folder.join("head.json")).expect("head.json");
         let toml = std::fs::read_to_string(genre.join("model.toml")).expect("model.toml");
-        let toml = toml.replace("name = \"genre\"", &format!("name = \"{name}\"")).replace("model = \"musicnn-msd\"", &format!("model = \"{upstream}\""));
+        let toml = toml
+            .replace("name = \"genre\"", &format!("name = \"{name}\""))
+            .replace("model = \"musicnn-msd\"", &format!("model = \"{upstream}\""));
         std::fs::write(folder.join("model.toml"), toml).expect("write");
     };
     head("orphan", "no-such-model");
@@ -394,10 +403,175 @@ fn train_head_writes_a_folder_the_daemon_loads() {
     let card = std::fs::read_to_string(out.join("CARD.md")).expect("card");
     assert!(card.contains("`cnn` embedding") && card.contains("**(chosen)**"), "{card}");
     let clip = data.join("metal").read_dir().expect("dir").next().expect("a clip").expect("entry").path();
-    let output = run(timbred().arg("--model-path").arg(dir.path().join("models")).args(["--models", "mine", "analyze", "--json", "--top-k", "0"]).arg(&clip));
+    let output = run(timbred()
+        .arg("--model-path")
+        .arg(dir.path().join("models"))
+        .args(["--models", "mine", "analyze", "--json", "--top-k", "0"])
+        .arg(&clip));
     assert!(output.status.success(), "{}", text(&output.stderr));
     let line: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let mine = line["predictions"].as_array().expect("predictions").iter().find(|p| p["model"] == "mine").expect("the head");
-    let names: Vec<&str> = mine["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
+    let mine =
+        line["predictions"].as_array().expect("predictions").iter().find(|p| p["model"] == "mine").expect("the head");
+    let names: Vec<&str> =
+        mine["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+/// Every prediction says whether its labels are tags or classes, from the model's manifest:
+/// in a Classify answer, in a library track's stored predictions, and, for a stored prediction
+/// of a model the daemon no longer loads, unspecified. `timbre classify` shows musicnn's tags
+/// above the threshold (more than --top-k when they pass it) and the head's top classes.
+#[test]
+fn predictions_say_whether_they_are_tags_or_classes() {
+    use timbre_proto::v1 as pb;
+    let Some(pool) = crate::util::gtzan_pool() else { return };
+    let (root, data) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let clip = root.path().join("metal.00026.flac");
+    std::fs::copy(pool.join("metal/metal.00026.flac"), &clip).expect("copy");
+    let (root_arg, data_arg) = (root.path().to_str().expect("utf-8"), data.path().to_str().expect("utf-8"));
+    let start = |models: &str| {
+        crate::util::Daemon::start_with(
+            &["--models", models, "--execution-provider", "cpu", "--root", root_arg, "--data-dir", data_arg],
+            &[],
+        )
+    };
+    let kinds = |predictions: &[pb::ModelPrediction]| -> Vec<(String, pb::PredictionKind)> {
+        predictions.iter().map(|p| (p.model.clone(), p.kind())).collect()
+    };
+    let both =
+        vec![("genre".to_string(), pb::PredictionKind::Classes), ("musicnn-msd".into(), pb::PredictionKind::Tags)];
+
+    let daemon = start("genre");
+    crate::util::runtime().block_on(async {
+        let mut client = daemon.client().await;
+        let request = pb::ClassifyRequest {
+            source: Some(pb::classify_request::Source::Path(clip.display().to_string())),
+            top_k: 3,
+            ..Default::default()
+        };
+        let response = client.classify(request).await.expect("Classify").into_inner();
+        assert_eq!(kinds(&response.predictions), both);
+        let tracks = crate::library::wait_for_tracks(&mut client, 1).await;
+        assert_eq!(kinds(&tracks[0].predictions), both, "stored predictions, kinds from the loaded models");
+    });
+    let output = run(crate::serve::timbre_cli().args(["--addr", &daemon.addr, "classify", "--top-k", "1"]).arg(&clip));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    println!("{shown}");
+    let line = |model: &str| shown.lines().find(|l| l.trim_start().starts_with(model)).unwrap_or_default().to_string();
+    // The default threshold, 0.2: the tags at or above it, or that there are none.
+    assert!(line("musicnn-msd").ends_with(" ≥ 0.20)"), "{shown}");
+    assert!(line("genre").starts_with("  genre      metal ") && !line("genre").contains("(tags"), "{shown}");
+    assert_eq!(line("genre").matches('.').count(), 1, "one class under --top-k 1: {shown}");
+    daemon.stop();
+
+    // genre is no longer loaded: its stored prediction stays, of an unknown kind.
+    let daemon = start("musicnn-msd");
+    crate::util::runtime().block_on(async {
+        let track = crate::library::wait_for_tracks(&mut daemon.client().await, 1).await.remove(0);
+        assert_eq!(
+            kinds(&track.predictions),
+            [("genre".to_string(), pb::PredictionKind::Unspecified), ("musicnn-msd".into(), pb::PredictionKind::Tags)]
+        );
+    });
+}
+
+/// `models.graph_optimization` and `models.intra_threads` reach the ONNX plugin: each level
+/// loads (the instance reports what it runs with) and gives the same numbers as `all`; a level
+/// the plugin does not know is refused by the plugin too, naming the key.
+#[test]
+fn onnx_runtime_options_reach_the_plugin_and_each_level_gives_the_same_numbers() {
+    let registry = registry();
+    let features: Vec<f32> = (0..2 * 128 * 130).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
+    let run_at = |level: &str| {
+        let options = ModelOptions {
+            graph_optimization: level.into(),
+            intra_threads: 2,
+            ..options(vec![tiny_model()], &["tiny"])
+        };
+        let catalog = ModelCatalog::discover(&registry, &options);
+        let spec = catalog.models.iter().find(|m| m.name() == "tiny").expect("tiny is loaded");
+        assert_eq!(
+            (spec.info["graph_optimization"].as_str(), spec.info["intra_threads"].as_u64()),
+            (Some(level), Some(2))
+        );
+        spec.instantiate(&registry).expect("instance").process(&features, &[2, 128, 130]).expect("onnx").values.data
+    };
+    let all = run_at("all");
+    for level in ["disable", "basic", "extended"] {
+        let got = run_at(level);
+        assert!(all.iter().zip(&got).all(|(a, b)| (a - b).abs() < 1e-5), "{level}: {got:?} vs {all:?}");
+    }
+    let bad = serde_json::json!({ "model_dir": tiny_model(), "runtime_library": resolve_onnxruntime(None).expect("ORT"),
+                                  "graph_optimization": "fast" });
+    let error = registry.instantiate(PluginKind::Classifier, "onnx", &bad).err().expect("refused").to_string();
+    assert!(error.contains("graph_optimization") || error.contains("fast"), "{error}");
+}
+
+/// `library.models = ["genre"]`: the library's tracks get the head and the model it reads,
+/// not the other loaded models, which Classify still runs when asked. A name that did not
+/// load stops the daemon at start-up, naming the key and the file.
+#[test]
+fn library_models_choose_what_the_scan_runs_and_classify_still_runs_any() {
+    use timbre_proto::v1 as pb;
+    let Some(pool) = crate::util::gtzan_pool() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("music");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let clip = root.join("metal.00026.flac");
+    std::fs::copy(pool.join("metal/metal.00026.flac"), &clip).expect("copy");
+    let config = dir.path().join("timbre.toml");
+    std::fs::write(&config, "[library]\nmodels = [\"genre\"]\n").expect("write");
+    let tiny = tiny_model();
+    let args = [
+        "--models",
+        "genre,tiny",
+        "--model-path",
+        tiny.to_str().expect("utf-8"),
+        "--execution-provider",
+        "cpu",
+        "--root",
+        root.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+    ];
+    let daemon = crate::util::Daemon::start_with(&args, &[]);
+    crate::util::runtime().block_on(async {
+        let mut client = daemon.client().await;
+        let track = crate::library::wait_for_tracks(&mut client, 1).await.remove(0);
+        let models: Vec<&str> = track.predictions.iter().map(|p| p.model.as_str()).collect();
+        assert_eq!(models, ["genre", "musicnn-msd"], "the head and its upstream, not tiny");
+        let request = pb::ClassifyRequest {
+            source: Some(pb::classify_request::Source::Path(clip.display().to_string())),
+            models: vec!["tiny".into()],
+            ..Default::default()
+        };
+        let response = client.classify(request).await.expect("Classify any loaded model").into_inner();
+        assert_eq!(response.predictions.iter().map(|p| p.model.as_str()).collect::<Vec<_>>(), ["tiny"]);
+    });
+    drop(daemon);
+
+    std::fs::write(&config, "[library]\nmodels = [\"genre\", \"nope\"]\n").expect("write");
+    // A daemon that took the bad name would serve until killed: give it a minute, not forever.
+    let mut child = timbred()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("timbred starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().expect("kill");
+            panic!("timbred serve with an unknown library.models name did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(!output.status.success());
+    let error = text(&output.stderr);
+    assert!(error.contains("library.models = \"nope\"") && error.contains(&config.display().to_string()), "{error}");
 }

@@ -16,7 +16,8 @@
 //! | `model_dir` | the model folder (always given) |
 //! | `runtime_library` | ONNX Runtime's shared library, see [`resolve_onnxruntime`]; a model whose plugin asks for it is refused when it is not found |
 //! | `execution_provider` | `--execution-provider` (`auto`, `cpu`, `cuda`) |
-//! | `intra_threads` | threads per model instance |
+//! | `intra_threads` | threads per model instance (`models.intra_threads`) |
+//! | `graph_optimization` | ONNX Runtime's graph optimisation level: `disable`, `basic`, `extended` or `all` (`models.graph_optimization`) |
 //!
 //! Keys the plugin lists that the host does not know are left to the plugin's own defaults.
 
@@ -39,6 +40,8 @@ pub struct ModelOptions {
     /// "auto", "cpu" or "cuda".
     pub execution_provider: String,
     pub intra_threads: usize,
+    /// "disable", "basic", "extended" or "all".
+    pub graph_optimization: String,
     /// Only these models, by name; all when empty.
     pub only: Vec<String>,
 }
@@ -50,6 +53,7 @@ impl Default for ModelOptions {
             onnxruntime: None,
             execution_provider: "auto".into(),
             intra_threads: 1,
+            graph_optimization: "all".into(),
             only: Vec::new(),
         }
     }
@@ -326,6 +330,7 @@ fn plugin_config(
             "runtime_library" => serde_json::json!(runtime.as_ref().map_err(Clone::clone)?),
             "execution_provider" => serde_json::json!(options.execution_provider),
             "intra_threads" => serde_json::json!(options.intra_threads),
+            "graph_optimization" => serde_json::json!(options.graph_optimization),
             _ => continue,
         };
         config.insert(key.clone(), value);
@@ -422,17 +427,22 @@ mod tests {
 
     #[test]
     fn a_classifier_plugin_gets_the_host_settings_its_metadata_lists_and_model_dir_always() {
-        let options = ModelOptions { execution_provider: "cpu".into(), intra_threads: 3, ..ModelOptions::default() };
+        let options = ModelOptions {
+            execution_provider: "cpu".into(),
+            intra_threads: 3,
+            graph_optimization: "basic".into(),
+            ..ModelOptions::default()
+        };
         let dir = Path::new("/models/cnn");
         let runtime: Result<PathBuf, String> = Ok(PathBuf::from("/lib/libonnxruntime.so"));
         let onnx_like = json!({ "config": {
             "model_dir": "required", "runtime_library": "required", "execution_provider": "auto|cpu|cuda",
-            "intra_threads": 1, "its_own_knob": 7,
+            "intra_threads": 1, "graph_optimization": "disable|basic|extended|all", "its_own_knob": 7,
         }});
         assert_eq!(
             plugin_config(Some(&onnx_like), dir, &runtime, &options),
             Ok(json!({ "model_dir": dir, "runtime_library": "/lib/libonnxruntime.so", "execution_provider": "cpu",
-                       "intra_threads": 3 })),
+                       "intra_threads": 3, "graph_optimization": "basic" })),
             "the plugin's own keys are left to its defaults"
         );
         let model_dir_only = json!({ "config": { "model_dir": "required" } });

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::Loaded;
 use crate::engine::{Engine, StartError};
 use crate::grpc::{Security, SecurityError};
 
@@ -40,7 +40,8 @@ pub fn served_url(line: &str) -> Option<String> {
     Some(format!("{scheme}://{address}"))
 }
 
-pub async fn run(settings: Settings) -> Result<(), ServeError> {
+pub async fn run(loaded: Loaded) -> Result<(), ServeError> {
+    let settings = loaded.settings.clone();
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_s);
     let mut signals = ShutdownSignals::install()?;
     // Before the "serving" line too: a SIGHUP's default action would end the daemon.
@@ -51,7 +52,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let listener = crate::grpc::bind(settings.listen_addr()).await?;
     let local = listener.local_addr()?;
     // Everything a client can ask about is started before the address is announced.
-    let engine = Engine::start(settings).await?;
+    let engine = Engine::start(loaded).await?;
     let plugins = engine.registry().plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
     let roots: Vec<String> = engine.scanner().roots().iter().map(|r| r.display().to_string()).collect();
     // Tests and supervisors read this line to learn the port when the address ends in :0

@@ -265,12 +265,24 @@ pub struct ClassifyArgs {
     /// Run only this model (repeat, or separate with commas). Default: every loaded model.
     #[arg(short, long = "model", value_name = "NAME", value_delimiter = ',')]
     pub models: Vec<String>,
-    /// Show at most this many labels per model (and per segment); 0 shows every label.
+    /// Show at most this many labels per class model (and per segment); 0 shows every label.
     #[arg(short = 'k', long, value_name = "N", default_value_t = 3)]
     pub top_k: u32,
+    /// For a tag model (independent tags, such as musicnn-msd's moods and instruments), show
+    /// every tag at least this probable instead of the top N; 0 shows every tag.
+    #[arg(long, value_name = "P", default_value_t = crate::text::TAG_THRESHOLD, value_parser = parse_probability)]
+    pub tag_threshold: f32,
     /// Also show what each model predicts for every segment of the file.
     #[arg(long)]
     pub segments: bool,
+}
+
+/// A probability, 0 to 1.
+fn parse_probability(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{text}' is not a probability from 0 to 1")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +337,9 @@ pub struct TrackArgs {
     /// The track: its library id (a number), or the path of its file.
     #[arg(value_name = "ID|PATH", value_parser = parse_track_target)]
     pub track: TrackTarget,
+    /// For a tag model, show every tag at least this probable (see `classify`).
+    #[arg(long, value_name = "P", default_value_t = crate::text::TAG_THRESHOLD, value_parser = parse_probability)]
+    pub tag_threshold: f32,
 }
 
 /// Which track `timbre track` asks for.
@@ -637,6 +652,7 @@ mod tests {
         assert_eq!(args.files, [PathBuf::from("a.flac"), PathBuf::from("b.mp3")]);
         assert_eq!(args.models, ["cnn", "lstm", "knn"]);
         assert_eq!(args.top_k, 3, "default top-k");
+        assert_eq!(args.tag_threshold, 0.2, "default tag threshold");
         assert!(!args.segments && !args.by_path);
 
         let cli = parse(&["timbre", "classify", "--top-k", "0", "--segments", "--path", "a.flac"]);
@@ -644,6 +660,20 @@ mod tests {
         assert_eq!(args.top_k, 0);
         assert!(args.segments && args.by_path);
         assert!(args.models.is_empty());
+    }
+
+    #[test]
+    fn the_tag_threshold_is_a_probability() {
+        let cli = parse(&["timbre", "classify", "--tag-threshold", "0.1", "a.flac"]);
+        let Command::Classify(args) = cli.command else { panic!("not classify") };
+        assert_eq!(args.tag_threshold, 0.1);
+        for bad in ["1.5", "-0.1", "lots"] {
+            let kind = parse_err(&["timbre", "classify", "--tag-threshold", bad, "a.flac"]);
+            assert!(
+                matches!(kind, clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::UnknownArgument),
+                "{bad}: {kind:?}"
+            );
+        }
     }
 
     #[test]

@@ -27,10 +27,11 @@ pub fn segment(segment: &pb::SegmentPrediction) -> Value {
     })
 }
 
-/// `{"model": .., "labels": [..]}`, plus `"segments": [..]` when `with_segments` (as
-/// `timbred analyze --json` has it only with `--segments`).
+/// `{"model": .., "kind": .., "labels": [..]}`, plus `"segments": [..]` when `with_segments`
+/// (as `timbred analyze --json` has it only with `--segments`).
 pub fn model_prediction(prediction: &pb::ModelPrediction, with_segments: bool) -> Value {
-    let mut value = json!({ "model": prediction.model, "labels": labels(&prediction.labels) });
+    let kind = enum_name(pb::PredictionKind::try_from(prediction.kind).ok().map(|k| k.as_str_name()), prediction.kind);
+    let mut value = json!({ "model": prediction.model, "kind": kind, "labels": labels(&prediction.labels) });
     if with_segments {
         value["segments"] = prediction.segments.iter().map(segment).collect();
     }
@@ -189,18 +190,18 @@ mod tests {
                 end_s: 3.0,
                 labels: vec![label("rock", 0.5)],
             }],
+            kind: pb::PredictionKind::Classes as i32,
         }
     }
 
     #[test]
     fn classify_response_has_the_proto_shape() {
-        let response =
-            pb::ClassifyResponse {
-                path: "/m/a.flac".into(),
-                duration_s: 4.5,
-                predictions: vec![prediction()],
-                descriptors: None,
-            };
+        let response = pb::ClassifyResponse {
+            path: "/m/a.flac".into(),
+            duration_s: 4.5,
+            predictions: vec![prediction()],
+            descriptors: None,
+        };
         assert_eq!(
             classify_response(&response, false),
             json!({
@@ -208,6 +209,7 @@ mod tests {
                 "duration_s": 4.5,
                 "predictions": [{
                     "model": "cnn",
+                    "kind": "PREDICTION_KIND_CLASSES",
                     "labels": [{"name": "rock", "probability": 0.75}, {"name": "metal", "probability": 0.125}],
                 }],
                 "descriptors": null,

@@ -24,16 +24,66 @@ pub fn labels(labels: &[pb::Label]) -> String {
     labels.iter().map(|l| format!("{} {:.2}", clean(&l.name), l.probability)).collect::<Vec<_>>().join("  ")
 }
 
-/// `  cnn        rock 0.81  metal 0.10  blues 0.03`
-pub fn model_line(prediction: &pb::ModelPrediction, max_labels: usize) -> String {
-    let shown = &prediction.labels[..prediction.labels.len().min(max_labels)];
-    let line = format!("  {:<10} {}", clean(&prediction.model), labels(shown));
+/// The tag threshold when none is given. musicnn-msd's tags are weak (on 80 pool clips its
+/// strongest tag has a median of 0.33): at 0.2 a clip shows one or two tags and 11 % show none,
+/// and 62 % of the genre-like tags shown name the clip's genre; at 0.15 that falls to 43 %, at
+/// 0.3 half the clips show nothing. `bench/tag_threshold.py`, in bench/README.md.
+pub const TAG_THRESHOLD: f32 = 0.2;
+
+/// Which of a prediction's labels text output shows. Classes: the `top_k` most probable (0:
+/// all), since one of them is the answer. Tags: every tag at or above `tag_threshold`, however
+/// many, since each stands alone and a weak tag is not an answer at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shown {
+    pub top_k: usize,
+    pub tag_threshold: f32,
+}
+
+impl Shown {
+    pub fn new(top_k: u32, tag_threshold: f32) -> Self {
+        Shown { top_k: if top_k == 0 { usize::MAX } else { top_k as usize }, tag_threshold }
+    }
+
+    /// The labels (most probable first, as the daemon sends them) to show for a prediction of
+    /// `kind`; an unknown kind (a model no longer loaded) reads as classes.
+    pub fn pick<'a>(&self, kind: i32, labels: &'a [pb::Label]) -> &'a [pb::Label] {
+        let n = if is_tags(kind) {
+            labels.iter().take_while(|l| l.probability >= self.tag_threshold).count()
+        } else {
+            labels.len().min(self.top_k)
+        };
+        &labels[..n]
+    }
+
+    /// `prediction` with only the labels shown left, its segments' too.
+    pub fn trim(&self, prediction: &mut pb::ModelPrediction) {
+        let kind = prediction.kind;
+        prediction.labels.truncate(self.pick(kind, &prediction.labels).len());
+        for segment in &mut prediction.segments {
+            segment.labels.truncate(self.pick(kind, &segment.labels).len());
+        }
+    }
+}
+
+pub fn is_tags(kind: i32) -> bool {
+    kind == pb::PredictionKind::Tags as i32
+}
+
+/// `  cnn        rock 0.81  metal 0.10  blues 0.03`; a tag model's line says so, and says when
+/// no tag reaches the threshold: `  musicnn    rock 0.41  guitar 0.33  (tags ≥ 0.30)`.
+pub fn model_line(prediction: &pb::ModelPrediction, shown: Shown) -> String {
+    let picked = shown.pick(prediction.kind, &prediction.labels);
+    let mut line = format!("  {:<10} {}", clean(&prediction.model), labels(picked));
+    if is_tags(prediction.kind) {
+        let (gap, what) = if picked.is_empty() { ("", "no tag") } else { ("  ", "tags") };
+        let _ = write!(line, "{gap}({what} ≥ {:.2})", shown.tag_threshold);
+    }
     line.trim_end().to_string()
 }
 
 /// One classified file: its path, its duration, one line per model, and with `segments` one
 /// line per segment under its model.
-pub fn classify(path: &str, response: &pb::ClassifyResponse, segments: bool) -> String {
+pub fn classify(path: &str, response: &pb::ClassifyResponse, segments: bool, shown: Shown) -> String {
     let mut text = format!("{}\n  {:<10} {}\n", clean(path), "duration", seconds(response.duration_s));
     if let Some(d) = descriptor_text(response.descriptors.as_ref()) {
         let _ = writeln!(text, "  {:<10} {d}", "descriptors");
@@ -42,12 +92,12 @@ pub fn classify(path: &str, response: &pb::ClassifyResponse, segments: bool) -> 
         text.push_str("  (no model ran)\n");
     }
     for prediction in &response.predictions {
-        text.push_str(&model_line(prediction, usize::MAX));
+        text.push_str(&model_line(prediction, shown));
         text.push('\n');
         if segments {
             for segment in &prediction.segments {
                 let span = format!("{:.1}–{:.1} s", segment.start_s, segment.end_s);
-                let _ = writeln!(text, "    {span:>15}  {}", labels(&segment.labels));
+                let _ = writeln!(text, "    {span:>15}  {}", labels(shown.pick(prediction.kind, &segment.labels)));
             }
         }
     }
@@ -268,7 +318,7 @@ pub fn tracks_table(tracks: &[pb::Track], model: Option<&str>) -> String {
 }
 
 /// Everything about one track, one field per line.
-pub fn track(track: &pb::Track) -> String {
+pub fn track(track: &pb::Track, tag_threshold: f32) -> String {
     let or_dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
     let tags = track.tags.clone().unwrap_or_default();
     let mut rows: Vec<(&str, String)> =
@@ -322,7 +372,7 @@ pub fn track(track: &pb::Track) -> String {
     } else {
         text.push_str("predictions\n");
         for prediction in &track.predictions {
-            text.push_str(&model_line(prediction, SHOWN_LABELS));
+            text.push_str(&model_line(prediction, Shown::new(SHOWN_LABELS as u32, tag_threshold)));
             text.push('\n');
         }
     }
@@ -334,7 +384,7 @@ pub fn live(live: &pb::LivePrediction) -> String {
     let mut line = format!("[{}] {:.1}–{:.1} s", clean(&live.source), live.window_start_s, live.window_end_s);
     for prediction in &live.predictions {
         let _ = write!(line, "  {}", clean(&prediction.model));
-        for label in prediction.labels.iter().take(SHOWN_LABELS) {
+        for label in Shown::new(SHOWN_LABELS as u32, TAG_THRESHOLD).pick(prediction.kind, &prediction.labels) {
             let _ = write!(line, " {} {:.2}", clean(&label.name), label.probability);
         }
     }
@@ -411,31 +461,86 @@ mod tests {
                 pb::SegmentPrediction { index: 0, start_s: 0.0, end_s: 3.0, labels: vec![label("rock", 0.9)] },
                 pb::SegmentPrediction { index: 1, start_s: 3.0, end_s: 4.5, labels: vec![label("metal", 0.6)] },
             ],
+            kind: pb::PredictionKind::Classes as i32,
         }
+    }
+
+    fn all() -> Shown {
+        Shown::new(0, TAG_THRESHOLD)
     }
 
     #[test]
     fn model_lines_pad_the_model_name() {
-        assert_eq!(model_line(&cnn(), 3), "  cnn        rock 0.81  metal 0.10  blues 0.03");
-        assert_eq!(model_line(&cnn(), 1), "  cnn        rock 0.81");
+        let top = |k| Shown::new(k, TAG_THRESHOLD);
+        assert_eq!(model_line(&cnn(), top(3)), "  cnn        rock 0.81  metal 0.10  blues 0.03");
+        assert_eq!(model_line(&cnn(), top(1)), "  cnn        rock 0.81");
         let none = pb::ModelPrediction { model: "knn".into(), ..Default::default() };
-        assert_eq!(model_line(&none, 3), "  knn");
+        assert_eq!(model_line(&none, top(3)), "  knn");
+    }
+
+    fn musicnn() -> pb::ModelPrediction {
+        pb::ModelPrediction {
+            model: "musicnn".into(),
+            labels: vec![label("rock", 0.41), label("guitar", 0.33), label("male vocalists", 0.12), label("pop", 0.05)],
+            segments: vec![pb::SegmentPrediction {
+                index: 0,
+                start_s: 0.0,
+                end_s: 3.0,
+                labels: vec![label("guitar", 0.52), label("rock", 0.31), label("pop", 0.2)],
+            }],
+            kind: pb::PredictionKind::Tags as i32,
+        }
+    }
+
+    #[test]
+    fn a_tag_model_shows_every_tag_above_the_threshold_and_a_class_model_its_top_k() {
+        // Tags: however many pass the threshold, --top-k or not.
+        assert_eq!(model_line(&musicnn(), Shown::new(1, 0.3)), "  musicnn    rock 0.41  guitar 0.33  (tags ≥ 0.30)");
+        assert_eq!(
+            model_line(&musicnn(), Shown::new(3, 0.1)),
+            "  musicnn    rock 0.41  guitar 0.33  male vocalists 0.12  (tags ≥ 0.10)"
+        );
+        assert_eq!(model_line(&musicnn(), Shown::new(3, 0.5)), "  musicnn    (no tag ≥ 0.50)");
+        // Classes: the top k, however weak.
+        assert_eq!(model_line(&cnn(), Shown::new(2, 0.5)), "  cnn        rock 0.81  metal 0.10");
+        // A model no longer loaded (kind unknown) reads as classes.
+        let unknown = pb::ModelPrediction { kind: pb::PredictionKind::Unspecified as i32, ..musicnn() };
+        assert_eq!(model_line(&unknown, Shown::new(1, 0.3)), "  musicnn    rock 0.41");
+        // Segments the same way, and trim leaves what text shows (for --json).
+        let response = pb::ClassifyResponse {
+            path: String::new(),
+            duration_s: 3.0,
+            predictions: vec![musicnn()],
+            descriptors: None,
+        };
+        assert!(classify("a.wav", &response, true, Shown::new(3, 0.3)).contains("0.0–3.0 s  guitar 0.52  rock 0.31\n"));
+        let mut trimmed = musicnn();
+        Shown::new(1, 0.3).trim(&mut trimmed);
+        let names = |labels: &[pb::Label]| labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            (names(&trimmed.labels), names(&trimmed.segments[0].labels)),
+            (vec!["rock".into(), "guitar".into()], vec!["guitar".into(), "rock".into()])
+        );
+        let mut trimmed = cnn();
+        Shown::new(1, 0.3).trim(&mut trimmed);
+        assert_eq!(names(&trimmed.labels), ["rock"]);
     }
 
     #[test]
     fn classify_shows_path_duration_models_and_segments() {
-        let response = pb::ClassifyResponse { path: String::new(), duration_s: 4.5, predictions: vec![cnn()], descriptors: None };
+        let response =
+            pb::ClassifyResponse { path: String::new(), duration_s: 4.5, predictions: vec![cnn()], descriptors: None };
         assert_eq!(
-            classify("a.flac", &response, false),
+            classify("a.flac", &response, false, all()),
             "a.flac\n  duration   4.50 s\n  cnn        rock 0.81  metal 0.10  blues 0.03  jazz 0.01\n"
         );
-        let with_segments = classify("a.flac", &response, true);
+        let with_segments = classify("a.flac", &response, true, all());
         let lines: Vec<_> = with_segments.lines().collect();
         assert_eq!(lines.len(), 5, "{with_segments}");
         assert_eq!(lines[3], "          0.0–3.0 s  rock 0.90");
         assert_eq!(lines[4], "          3.0–4.5 s  metal 0.60");
         let empty = pb::ClassifyResponse { duration_s: 1.0, ..Default::default() };
-        assert!(classify("b.wav", &empty, false).contains("(no model ran)"));
+        assert!(classify("b.wav", &empty, false, all()).contains("(no model ran)"));
     }
 
     #[test]
@@ -478,7 +583,7 @@ mod tests {
         let table = tracks_table(&[nasty.clone()], None);
         assert_eq!(table.lines().count(), 2, "a header and one row: {table}");
         assert!(!table.contains('\u{1b}') && table.contains("\\u{1b}[2Jclear\\nme.flac"), "{table}");
-        let shown = track(&nasty);
+        let shown = track(&nasty, TAG_THRESHOLD);
         assert!(!shown.contains('\u{1b}') && shown.contains("path       /m/\\u{1b}[2Jclear\\nme.flac\n"), "{shown}");
     }
 
@@ -508,7 +613,12 @@ mod tests {
             error: String::new(),
             predictions: vec![
                 cnn(),
-                pb::ModelPrediction { model: "lstm".into(), labels: vec![label("jazz", 0.5)], segments: vec![] },
+                pb::ModelPrediction {
+                    model: "lstm".into(),
+                    labels: vec![label("jazz", 0.5)],
+                    segments: vec![],
+                    kind: 0,
+                },
             ],
             descriptors: None,
             embedding: Vec::new(),
@@ -576,6 +686,7 @@ mod tests {
                 model: "lstm".into(),
                 labels: vec![label("jazz", 0.5)],
                 segments: vec![],
+                kind: 0,
             }],
             ..Default::default()
         };
@@ -603,7 +714,7 @@ mod tests {
 
     #[test]
     fn track_shows_every_field() {
-        let text = track(&library_track());
+        let text = track(&library_track(), TAG_THRESHOLD);
         for expected in [
             "id         42\n",
             "path       /m/a.flac\n",
@@ -627,7 +738,7 @@ mod tests {
             error: "unsupported codec".into(),
             ..Default::default()
         };
-        let text = track(&failed);
+        let text = track(&failed, TAG_THRESHOLD);
         assert!(text.contains("state      failed\nerror      unsupported codec\n"), "{text}");
         assert!(text.contains("predictions -\n"), "{text}");
     }
@@ -640,7 +751,12 @@ mod tests {
             window_end_s: 15.0,
             predictions: vec![
                 cnn(),
-                pb::ModelPrediction { model: "lstm".into(), labels: vec![label("jazz", 0.5)], segments: vec![] },
+                pb::ModelPrediction {
+                    model: "lstm".into(),
+                    labels: vec![label("jazz", 0.5)],
+                    segments: vec![],
+                    kind: 0,
+                },
             ],
         };
         assert_eq!(super::live(&live), "[radio] 12.0–15.0 s  cnn rock 0.81 metal 0.10 blues 0.03  lstm jazz 0.50");

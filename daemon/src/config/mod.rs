@@ -112,6 +112,11 @@ pub struct LibrarySettings {
     pub settle_ms: u64,
     /// File extensions treated as audio (lower case, no dot).
     pub extensions: Vec<String>,
+    /// The models the scans and the watcher run on library tracks, by name; empty: every
+    /// loaded model. A head brings the model it reads, whose predictions are stored too.
+    /// `Classify` may still ask for any loaded model. A name that is not loaded is an error
+    /// at start-up.
+    pub models: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,8 +140,11 @@ pub struct ModelSettings {
     pub onnxruntime: String,
     /// Where ONNX models run: "auto", "cpu" or "cuda".
     pub execution_provider: String,
-    /// Threads inside one ONNX Runtime call (workers already run in parallel).
+    /// Threads inside one ONNX Runtime call (workers already run in parallel), 1 to 256.
     pub intra_threads: usize,
+    /// How much ONNX Runtime optimises a model's graph when loading it: "disable", "basic",
+    /// "extended" or "all" (its default, and the fastest).
+    pub graph_optimization: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +235,7 @@ impl Default for LibrarySettings {
             debounce_ms: 1000,
             settle_ms: 1000,
             extensions: ["flac", "mp3", "ogg", "oga", "wav", "m4a", "aac", "alac", "mp4"].map(String::from).to_vec(),
+            models: Vec::new(),
         }
     }
 }
@@ -245,6 +254,7 @@ impl Default for ModelSettings {
             onnxruntime: String::new(),
             execution_provider: "auto".into(),
             intra_threads: 1,
+            graph_optimization: "all".into(),
         }
     }
 }
@@ -318,13 +328,29 @@ impl Settings {
             paths: self.models.paths.clone(),
             onnxruntime: (!self.models.onnxruntime.is_empty()).then(|| PathBuf::from(&self.models.onnxruntime)),
             execution_provider: self.models.execution_provider.clone(),
-            intra_threads: self.models.intra_threads.max(1),
+            intra_threads: self.models.intra_threads,
+            graph_optimization: self.models.graph_optimization.clone(),
             only: self.models.only.clone(),
         }
     }
 }
 
 impl Loaded {
+    /// `library.models` against the models that loaded (known only once they have): each name
+    /// must be one of them.
+    pub fn check_library_models(&self, loaded: &[String]) -> Result<(), ConfigError> {
+        let key = "library.models";
+        match self.settings.library.models.iter().find(|m| !loaded.contains(m)) {
+            Some(unknown) => Err(invalid(
+                key,
+                unknown,
+                self.provenance.origin(key),
+                &format!("no loaded model has this name (loaded: {})", loaded.join(", ")),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Checks a type alone cannot make; each error names the key and the layer that set it.
     fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.settings;
@@ -396,10 +422,20 @@ fn check_values(s: &Settings, origin: &dyn Fn(&str) -> String) -> Result<(), Con
     if !["auto", "cpu", "cuda"].contains(&s.models.execution_provider.as_str()) {
         return Err(invalid("models.execution_provider", &s.models.execution_provider, "expected auto, cpu or cuda"));
     }
+    if !(1..=256).contains(&s.models.intra_threads) {
+        return Err(invalid("models.intra_threads", &s.models.intra_threads, "expected 1 to 256"));
+    }
+    if !["disable", "basic", "extended", "all"].contains(&s.models.graph_optimization.as_str()) {
+        let reason = "expected disable, basic, extended or all";
+        return Err(invalid("models.graph_optimization", &s.models.graph_optimization, reason));
+    }
     for root in &s.library.roots {
         if !root.is_absolute() {
             return Err(invalid("library.roots", root, "library roots must be absolute paths"));
         }
+    }
+    if s.library.models.iter().any(|m| m.trim().is_empty()) {
+        return Err(invalid("library.models", &s.library.models, "a model name is empty"));
     }
     if !s.library.data_dir.is_absolute() {
         return Err(invalid("library.data_dir", &s.library.data_dir, "must be an absolute path"));
@@ -496,6 +532,36 @@ mod tests {
 
         let (loaded, _) = load_file("[server]\nlisten = \"127.0.0.1:1\"\n", &flags);
         assert_eq!(loaded.expect("a good value, overridden").settings.server.listen, "127.0.0.1:6000");
+    }
+
+    #[test]
+    fn onnx_runtime_options_are_checked_naming_their_key_and_file() {
+        let (loaded, file) = load_file("[models]\ngraph_optimization = \"fast\"\n", &Flags::default());
+        let error = loaded.expect_err("not a level");
+        assert!(error.contains("models.graph_optimization = \"fast\"") && error.contains(&file), "{error}");
+        assert!(error.contains("disable, basic, extended or all"), "{error}");
+        for threads in [0, 257] {
+            let (loaded, file) = load_file(&format!("[models]\nintra_threads = {threads}\n"), &Flags::default());
+            let error = loaded.expect_err("out of range");
+            assert!(error.contains(&format!("models.intra_threads = {threads}")) && error.contains(&file), "{error}");
+        }
+        let (loaded, _) = load_file("[models]\ngraph_optimization = \"basic\"\nintra_threads = 4\n", &Flags::default());
+        let options = loaded.expect("good values").settings.model_options();
+        assert_eq!((options.graph_optimization.as_str(), options.intra_threads), ("basic", 4));
+    }
+
+    #[test]
+    fn library_models_must_be_loaded_models_named_in_the_error() {
+        let (loaded, file) = load_file("[library]\nmodels = [\"genre\", \"nope\"]\n", &Flags::default());
+        let loaded = loaded.expect("names are checked once models have loaded");
+        let names = ["musicnn-msd".to_string(), "genre".to_string()];
+        let error = format!("{:#}", anyhow::Error::from(loaded.check_library_models(&names).expect_err("unknown")));
+        assert!(error.contains("library.models = \"nope\"") && error.contains(&file), "{error}");
+        assert!(error.contains("loaded: musicnn-msd, genre"), "{error}");
+        let (loaded, _) = load_file("[library]\nmodels = [\"genre\"]\n", &Flags::default());
+        assert!(loaded.expect("loads").check_library_models(&names).is_ok());
+        let (loaded, _) = load_file("[library]\nmodels = [\"\"]\n", &Flags::default());
+        assert!(loaded.expect_err("empty name").contains("library.models"));
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub enum StartError {
     Workers(#[from] PluginError),
     #[error(transparent)]
     Library(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl From<ScanError> for EngineError {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub use error::{task_failed, EngineError, StartError, TrackKey};
 
 use crate::catalogue::{self, Catalogue};
-use crate::config::Settings;
+use crate::config::{Loaded, Settings};
 use crate::index::keeper::IndexKeeper;
 use crate::library::watch::LibraryWatcher;
 use crate::library::{ModelVersion, Scanner, Store, TrackFilter, TrackRecord};
@@ -49,7 +49,9 @@ impl Engine {
     /// the workers, the library; then the vector index keeper (its first sync sees the library
     /// before any scan writes), then the library is caught up with and watched, then the live
     /// sources. Returns a running engine, or the error that kept a part from starting.
-    pub async fn start(settings: Settings) -> Result<Arc<Self>, StartError> {
+    /// A `library.models` name that did not load is refused here, naming the key and its layer.
+    pub async fn start(loaded: Loaded) -> Result<Arc<Self>, StartError> {
+        let settings = loaded.settings.clone();
         let (search_path, registry, catalog) = tokio::task::block_in_place(|| {
             let search_path = SearchPath::standard(&settings.plugins.paths);
             let mut registry = PluginRegistry::discover(&search_path);
@@ -60,6 +62,7 @@ impl Engine {
             let catalog = Arc::new(ModelCatalog::discover(&registry, &settings.model_options()));
             (search_path, registry, catalog)
         });
+        loaded.check_library_models(&catalog.models.iter().map(|m| m.name().to_string()).collect::<Vec<_>>())?;
         Self::start_with(settings, search_path, registry, catalog).await
     }
 
@@ -78,7 +81,7 @@ impl Engine {
             let store = Arc::new(Store::open(&settings.database_path())?);
             Ok((pool, store, shared))
         })?;
-        let versions = model_versions(&catalog, &registry);
+        let (library_models, versions) = library_versions(&settings.library.models, &catalog, &registry);
         let (changes_tx, changes) = crate::library::change_queue(crate::library::changes::CHANGE_QUEUE);
         let scanner = Scanner::new(
             store.clone(),
@@ -88,7 +91,8 @@ impl Engine {
             settings.library.extensions.clone(),
             changes_tx,
         )
-        .with_descriptor_versions(crate::pipeline::descriptors::DescriptorSet::load(&registry).versions());
+        .with_descriptor_versions(crate::pipeline::descriptors::DescriptorSet::load(&registry).versions())
+        .with_models(library_models);
         let scanner = Arc::new(if settings.tagging.write {
             scanner.with_tagger(crate::tagging::Tagger::new(settings.tagging.clone(), &[]))
         } else {
@@ -158,7 +162,8 @@ impl Engine {
             return change;
         }
         let merged = Arc::new(merged);
-        self.scanner.set_versions(model_versions(&merged, &self.registry));
+        let (models, versions) = library_versions(&self.settings.library.models, &merged, &self.registry);
+        self.scanner.set_versions(versions, models);
         self.catalog.replace(merged);
         tracing::info!(added = ?change.added, replaced = ?change.replaced, removed = ?change.removed, "models reloaded");
         if !self.scanner.roots().is_empty() {
@@ -228,6 +233,11 @@ impl Engine {
 
     pub fn model_names(&self) -> Vec<String> {
         self.catalog.get().models.iter().map(|m| m.name().to_string()).collect()
+    }
+
+    /// Each loaded model's kind (classes or tags), by name: what a stored prediction of it is.
+    pub fn model_kinds(&self) -> std::collections::HashMap<String, timbre_model_manifest::OutputKind> {
+        self.catalog.get().models.iter().map(|m| (m.name().to_string(), m.folder.manifest.model.kind)).collect()
     }
 
     /// Plugin libraries and model folders, loaded and refused.
@@ -340,6 +350,40 @@ fn follow_library(settings: &Settings, scanner: &Arc<Scanner>) -> Option<Library
         }
     });
     watcher
+}
+
+/// The models a library analysis runs: `None` (every loaded model) when `names` is empty, else
+/// the names and each head's upstream. A head's upstream runs anyway to feed it; storing its
+/// predictions too costs a row, and lets it serve recommendations as a space. Names not loaded
+/// are left out ([`Engine::start`] refuses them first).
+pub fn library_models(names: &[String], catalog: &ModelCatalog) -> Option<Vec<String>> {
+    if names.is_empty() {
+        return None;
+    }
+    let mut models: Vec<String> = Vec::new();
+    for spec in names.iter().filter_map(|name| catalog.get(name)) {
+        for name in spec.upstream().into_iter().chain([spec.name()]) {
+            if !models.iter().any(|m| m == name) {
+                models.push(name.to_string());
+            }
+        }
+    }
+    Some(models)
+}
+
+/// The models the library runs and keeps (`library.models` with their upstreams; `None`: every
+/// loaded model), and their versions.
+fn library_versions(
+    names: &[String],
+    catalog: &ModelCatalog,
+    registry: &PluginRegistry,
+) -> (Option<Vec<String>>, Vec<ModelVersion>) {
+    let models = library_models(names, catalog);
+    let versions = model_versions(catalog, registry)
+        .into_iter()
+        .filter(|v| models.as_ref().is_none_or(|names| names.contains(&v.model)))
+        .collect();
+    (models, versions)
 }
 
 /// Each model's version as stored with its predictions: the manifest version and the model

@@ -1,6 +1,9 @@
 //! Conversions between engine types and `timbre.v1` messages, all in one place.
 
+use std::collections::HashMap;
+
 use crate::pipeline::descriptors::Summary;
+use timbre_model_manifest::OutputKind;
 use timbre_proto::v1 as pb;
 
 use crate::catalogue::Catalogue;
@@ -73,6 +76,20 @@ impl From<PluginKind> for pb::PluginKind {
     }
 }
 
+pub fn prediction_kind(kind: OutputKind) -> i32 {
+    let kind = match kind {
+        OutputKind::Classes => pb::PredictionKind::Classes,
+        OutputKind::Tags => pb::PredictionKind::Tags,
+    };
+    kind as i32
+}
+
+/// The kind of a loaded model's predictions; unspecified for a model no longer loaded, whose
+/// manifest (and so kind) the daemon cannot know.
+fn kind_of(kinds: &HashMap<String, OutputKind>, model: &str) -> i32 {
+    kinds.get(model).map_or(pb::PredictionKind::Unspecified as i32, |k| prediction_kind(*k))
+}
+
 pub fn labels(names: &[String], probabilities: &[f32], top_k: usize) -> Vec<pb::Label> {
     ranked(probabilities, top_k)
         .into_iter()
@@ -105,6 +122,7 @@ pub fn model_prediction(
         model: prediction.model.clone(),
         labels: labels(&prediction.labels, &prediction.probabilities, top_k),
         segments,
+        kind: prediction_kind(prediction.kind),
     }
 }
 
@@ -157,17 +175,22 @@ pub fn descriptors(d: &Summary) -> Option<pb::Descriptors> {
 }
 
 /// A library track with `embedding_model`'s embedding (see `ListTracksRequest.embedding_model`).
-pub fn track_with_embedding(record: TrackRecord, embedding_model: &str) -> pb::Track {
+pub fn track_with_embedding(
+    record: TrackRecord,
+    embedding_model: &str,
+    kinds: &HashMap<String, OutputKind>,
+) -> pb::Track {
     let embedding = record
         .predictions
         .iter()
         .find(|p| !embedding_model.is_empty() && p.version.model == embedding_model)
         .map(|p| p.embedding.clone())
         .unwrap_or_default();
-    pb::Track { embedding, ..track(record) }
+    pb::Track { embedding, ..track(record, kinds) }
 }
 
-pub fn track(record: TrackRecord) -> pb::Track {
+/// `kinds`: each loaded model's kind, which the stored predictions are given (see [`kind_of`]).
+pub fn track(record: TrackRecord, kinds: &HashMap<String, OutputKind>) -> pb::Track {
     let summary = record.summary();
     pb::Track {
         embedding: Vec::new(),
@@ -197,6 +220,7 @@ pub fn track(record: TrackRecord) -> pb::Track {
                 model: p.version.model.clone(),
                 labels: labels(&p.labels, &p.probabilities, 0),
                 segments: Vec::new(),
+                kind: kind_of(kinds, &p.version.model),
             })
             .collect(),
     }
@@ -235,6 +259,7 @@ pub fn window_predictions(
                 model: p.model.clone(),
                 segments: vec![pb::SegmentPrediction { index, start_s, end_s, labels: window_labels.clone() }],
                 labels: window_labels,
+                kind: prediction_kind(p.kind),
             }
         })
         .collect()
@@ -273,8 +298,8 @@ pub fn recommend_filter(filter: pb::RecommendFilter) -> RecommendFilter {
     }
 }
 
-pub fn recommended(recommendation: Recommendation) -> pb::RecommendedTrack {
-    pb::RecommendedTrack { track: Some(track(recommendation.track)), score: recommendation.score }
+pub fn recommended(recommendation: Recommendation, kinds: &HashMap<String, OutputKind>) -> pb::RecommendedTrack {
+    pb::RecommendedTrack { track: Some(track(recommendation.track, kinds)), score: recommendation.score }
 }
 
 /// The history a request uses; unset: none.

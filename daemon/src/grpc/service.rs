@@ -193,8 +193,9 @@ impl Timbre for TimbreService {
         let max_seconds = self.engine.settings().server.max_audio_seconds;
         let recommendations =
             self.engine.recommender().recommend(recommend_request(request.into_inner(), max_seconds)?).await?;
+        let kinds = self.engine.model_kinds();
         Ok(Response::new(pb::RecommendResponse {
-            tracks: recommendations.into_iter().map(convert::recommended).collect(),
+            tracks: recommendations.into_iter().map(|r| convert::recommended(r, &kinds)).collect(),
         }))
     }
 
@@ -214,7 +215,10 @@ impl Timbre for TimbreService {
                 history: convert::history(request.history),
             })
             .await?;
-        Ok(Response::new(pb::PlaylistResponse { tracks: playlist.into_iter().map(convert::recommended).collect() }))
+        let kinds = self.engine.model_kinds();
+        Ok(Response::new(pb::PlaylistResponse {
+            tracks: playlist.into_iter().map(|r| convert::recommended(r, &kinds)).collect(),
+        }))
     }
 
     async fn path(&self, request: Request<pb::PathRequest>) -> Result<Response<pb::PathResponse>, Status> {
@@ -241,7 +245,10 @@ impl Timbre for TimbreService {
                 filter: request.filter.map(convert::recommend_filter).unwrap_or_default(),
             })
             .await?;
-        Ok(Response::new(pb::PathResponse { tracks: path.into_iter().map(convert::recommended).collect() }))
+        let kinds = self.engine.model_kinds();
+        Ok(Response::new(pb::PathResponse {
+            tracks: path.into_iter().map(|r| convert::recommended(r, &kinds)).collect(),
+        }))
     }
 
     async fn record_listen(
@@ -312,7 +319,7 @@ impl Timbre for TimbreService {
             }
             None => return Err(Status::invalid_argument("track: one of track_id or path is required")),
         };
-        Ok(Response::new(convert::track(track)))
+        Ok(Response::new(convert::track(track, &self.engine.model_kinds())))
     }
 
     async fn list_tracks(
@@ -345,13 +352,14 @@ impl Timbre for TimbreService {
         };
         let embedding_model = request.embedding_model;
         let (tracks, total) = self.engine.list_tracks(filter, after, limit).await?;
+        let kinds = self.engine.model_kinds();
         let next_page_token = if tracks.len() == limit {
             tracks.last().map(|t| t.id.to_string()).unwrap_or_default()
         } else {
             String::new()
         };
         Ok(Response::new(pb::ListTracksResponse {
-            tracks: tracks.into_iter().map(|t| convert::track_with_embedding(t, &embedding_model)).collect(),
+            tracks: tracks.into_iter().map(|t| convert::track_with_embedding(t, &embedding_model, &kinds)).collect(),
             next_page_token,
             total,
         }))

@@ -83,6 +83,9 @@ pub struct Scanner {
     store_retry_after: Duration,
     /// `tagging.write`: tags each track's file once its analysis is stored.
     tagger: Option<Arc<crate::tagging::Tagger>>,
+    /// The models a track's analysis runs (`library.models` and their upstreams); `None`: every
+    /// loaded model. Replaced with `versions` when the models are reloaded.
+    models: std::sync::RwLock<Option<Vec<String>>>,
 }
 
 impl Scanner {
@@ -108,6 +111,7 @@ impl Scanner {
             changes,
             store_retry_after: STORE_RETRY_AFTER,
             tagger: None,
+            models: std::sync::RwLock::new(None),
         }
     }
 
@@ -117,16 +121,27 @@ impl Scanner {
         self
     }
 
-    /// The descriptor plugins the workers run, `(name, version)`.
+    /// Analyse tracks with only these models (`None`: all); `versions` should list only them.
+    pub fn with_models(mut self, models: Option<Vec<String>>) -> Self {
+        self.models = std::sync::RwLock::new(models);
+        self
+    }
+
     /// The loaded models' versions, as predictions are stored with them.
     pub fn versions(&self) -> Vec<ModelVersion> {
         self.versions.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The models were reloaded: the next scan runs the new or changed ones on every track
-    /// that lacks their predictions (as a version bump does), and no other.
-    pub fn set_versions(&self, versions: Vec<ModelVersion>) {
+    /// that lacks their predictions (as a version bump does), and no other. `models` as for
+    /// [`Scanner::with_models`].
+    pub fn set_versions(&self, versions: Vec<ModelVersion>, models: Option<Vec<String>>) {
         *self.versions.write().unwrap_or_else(|p| p.into_inner()) = versions;
+        *self.models.write().unwrap_or_else(|p| p.into_inner()) = models;
+    }
+
+    fn models(&self) -> Option<Vec<String>> {
+        self.models.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn with_descriptor_versions(mut self, versions: Vec<(String, String)>) -> Self {
@@ -447,7 +462,7 @@ impl Scanner {
             }
             self.store.replace_content(track.id, stat, &hash, &tags::read(file))?;
             self.announce(LibraryChange::Changed(track.id));
-            return Ok(Plan::Analyse { id: track.id, models: None });
+            return Ok(Plan::Analyse { id: track.id, models: self.models() });
         }
 
         let hash = match content_hash(file) {
@@ -484,7 +499,7 @@ impl Scanner {
                 return Ok(Plan::Skip);
             }
         }
-        Ok(Plan::Analyse { id, models: None })
+        Ok(Plan::Analyse { id, models: self.models() })
     }
 
     /// Whether `file`, now digested as `hash`, has the audio `track` was analysed from. A
@@ -516,10 +531,10 @@ impl Scanner {
     /// What a track whose content is unchanged needs.
     fn plan_for(&self, track: &TrackRecord, full: bool) -> Plan {
         if full {
-            return Plan::Analyse { id: track.id, models: None };
+            return Plan::Analyse { id: track.id, models: self.models() };
         }
         match track.state {
-            TrackState::Pending => Plan::Analyse { id: track.id, models: None },
+            TrackState::Pending => Plan::Analyse { id: track.id, models: self.models() },
             // Retried when the file changes, or by a full scan; not on every scan.
             TrackState::Failed => Plan::Skip,
             TrackState::Analysed => {

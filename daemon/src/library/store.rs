@@ -92,6 +92,9 @@ pub struct StoredPrediction {
 impl StoredPrediction {
     /// The most probable label (by [`classify::top`]); "" without labels. The `top_label` column
     /// and the vector index's predicted genre both come from here, so they always agree.
+    /// For a tag model it is the strongest tag, however weak: a tag model has no one answer,
+    /// but `ListTracks`' `label` filter reads "tracks whose strongest tag is X" usefully, and
+    /// the stored row need not know the model's kind (clients get it from the loaded model).
     pub fn top_label(&self) -> &str {
         classify::top(&self.probabilities).and_then(|i| self.labels.get(i)).map_or("", String::as_str)
     }
@@ -461,7 +464,9 @@ impl Store {
                 let vals: serde_json::Map<String, serde_json::Value> = r
                     .values
                     .iter()
-                    .map(|(n, v)| (n.clone(), if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }))
+                    .map(|(n, v)| {
+                        (n.clone(), if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null })
+                    })
                     .collect();
                 let nz: Vec<(usize, f32)> =
                     r.state.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| (i, *v)).collect();
@@ -613,8 +618,9 @@ fn descriptor_from_row(row: &Row) -> rusqlite::Result<DescriptorResult> {
 /// The track's descriptors, and its album gain over every track sharing its album tag
 /// (album peak: the largest track peak, which needs no computing here).
 fn with_descriptors(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<TrackRecord> {
-    let mut statement =
-        c.prepare_cached("SELECT plugin, version, vals, state, error FROM descriptors WHERE track_id = ?1 ORDER BY plugin")?;
+    let mut statement = c.prepare_cached(
+        "SELECT plugin, version, vals, state, error FROM descriptors WHERE track_id = ?1 ORDER BY plugin",
+    )?;
     track.descriptors = statement.query_map([track.id], descriptor_from_row)?.collect::<rusqlite::Result<_>>()?;
     let has_histogram = track.descriptors.iter().any(|d| !d.state.is_empty());
     if has_histogram && !track.tags.album.is_empty() {

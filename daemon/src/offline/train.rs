@@ -7,7 +7,7 @@ use timbre_pca_knn as pca_knn;
 
 use super::eval::{labelled_files, read_split, EvalError};
 use super::features::segment_features;
-use crate::pipeline::{FeatureExtractor, PipelineError, SegmentOptions};
+use crate::pipeline::{FeatureExtractor, Padding, PipelineError, SegmentOptions};
 use crate::plugin_host::PluginRegistry;
 
 #[derive(Debug, Clone)]
@@ -19,6 +19,9 @@ pub struct TrainRequest {
     pub options: pca_knn::TrainOptions,
     pub jobs: usize,
     pub version: String,
+    /// How partial segments are completed: in training, and in the manifest written, so the
+    /// daemon pads tracks as the model was trained.
+    pub padding: Padding,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +56,7 @@ pub fn train_pca_knn(
     }
     let params = serde_json::json!({ "sample_rate": 22050, "n_fft": 2048, "hop_length": 512, "n_mels": 128 });
     let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
-    let options = SegmentOptions { seconds: SEGMENT_SECONDS, ..SegmentOptions::default() };
+    let options = SegmentOptions { seconds: SEGMENT_SECONDS, padding: request.padding, ..SegmentOptions::default() };
 
     // (track, label, [segments × n_mels × frames]) per file, read in parallel.
     let mut tracks: Vec<(String, String, Vec<f32>)> = Vec::new();
@@ -90,7 +93,8 @@ pub fn train_pca_knn(
         .collect();
     let (model, report) = pca_knn::train(&segments, shape[0], shape[1], &request.options)
         .map_err(|e| TrainError::Train(e.to_string()))?;
-    let features = pca_knn::FeatureSpec::from_json("mel", &params, SEGMENT_SECONDS).map_err(TrainError::Train)?;
+    let mut features = pca_knn::FeatureSpec::from_json("mel", &params, SEGMENT_SECONDS).map_err(TrainError::Train)?;
+    features.padding = request.padding;
     let description = format!(
         "standardise -> PCA ({} components) -> kNN (k = {}{}), after report 000",
         model.n_components(),

@@ -2,7 +2,8 @@
 //! ONNX Runtime, so a new model ships as files, without native code.
 //!
 //! Config: `{"model_dir": …, "runtime_library": …/libonnxruntime.so, "execution_provider":
-//! "auto" | "cpu" | "cuda", "intra_threads": 1}`. The host resolves `runtime_library`.
+//! "auto" | "cpu" | "cuda", "intra_threads": 1, "graph_optimization": "disable" | "basic" |
+//! "extended" | "all"}`. The host resolves `runtime_library`.
 //! Input `[segments, n_mels, frames]`, or `[segments, frames, n_mels]` for a model whose
 //! features are time-major (the feature plugin lays them out; this plugin passes them through);
 //! output probabilities `[segments, labels]` (classes or tags, as the manifest's `kind` says) and
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use timbre_plugin_sdk::{export_plugin, Error, Kind, Output, Plugin, Tensor, TensorView};
 
 pub use model::OnnxModel;
-pub use runtime::ExecutionProvider;
+pub use runtime::{ExecutionProvider, GraphOptimization};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,8 @@ struct OnnxConfig {
     execution_provider: ExecutionProvider,
     #[serde(default = "one")]
     intra_threads: usize,
+    #[serde(default)]
+    graph_optimization: GraphOptimization,
 }
 
 fn one() -> usize {
@@ -36,13 +39,16 @@ fn one() -> usize {
 
 pub struct OnnxPlugin {
     model: OnnxModel,
+    /// As configured, reported in `info` so a benchmark can say what it ran with.
+    intra_threads: usize,
+    graph_optimization: GraphOptimization,
 }
 
 impl Plugin for OnnxPlugin {
     const NAME: &'static std::ffi::CStr = c"onnx";
     const VERSION: &'static std::ffi::CStr = c"0.1.0";
     const KIND: Kind = Kind::Classifier;
-    const METADATA_JSON: &'static std::ffi::CStr = c"{\"description\":\"runs a model folder (model.onnx + model.toml) on ONNX Runtime\",\"config\":{\"model_dir\":\"required\",\"runtime_library\":\"required\",\"execution_provider\":\"auto|cpu|cuda\",\"intra_threads\":1}}";
+    const METADATA_JSON: &'static std::ffi::CStr = c"{\"description\":\"runs a model folder (model.onnx + model.toml) on ONNX Runtime\",\"config\":{\"model_dir\":\"required\",\"runtime_library\":\"required\",\"execution_provider\":\"auto|cpu|cuda\",\"intra_threads\":1,\"graph_optimization\":\"disable|basic|extended|all\"}}";
 
     fn create(config: &serde_json::Value) -> Result<Self, Error> {
         let config: OnnxConfig =
@@ -55,9 +61,10 @@ impl Plugin for OnnxPlugin {
             &config.runtime_library,
             config.execution_provider,
             config.intra_threads,
+            config.graph_optimization,
         )
         .map_err(Error::config)?;
-        Ok(OnnxPlugin { model })
+        Ok(OnnxPlugin { model, intra_threads: config.intra_threads, graph_optimization: config.graph_optimization })
     }
 
     fn info(&self) -> serde_json::Value {
@@ -69,6 +76,8 @@ impl Plugin for OnnxPlugin {
             "labels": manifest.model.labels,
             "embedding_size": manifest.model.embedding_size,
             "execution_provider": self.model.provider,
+            "intra_threads": self.intra_threads,
+            "graph_optimization": self.graph_optimization,
             "features": manifest.features.as_ref().map(|f| serde_json::json!({
                 "plugin": f.plugin,
                 "params": self.model.folder.feature_params(),

@@ -6,7 +6,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use timbre_model_manifest::ModelFolder;
 
-use crate::runtime::{self, ExecutionProvider};
+use crate::runtime::{self, ExecutionProvider, GraphOptimization};
 
 pub struct OnnxModel {
     pub folder: ModelFolder,
@@ -25,12 +25,19 @@ pub struct Prediction {
 impl OnnxModel {
     /// Open `dir`, checking the manifest, the checksum and that the graph has the inputs and
     /// outputs the manifest names. Every error names the folder.
-    pub fn open(dir: &Path, library: &Path, provider: ExecutionProvider, intra_threads: usize) -> Result<Self, String> {
+    pub fn open(
+        dir: &Path,
+        library: &Path,
+        provider: ExecutionProvider,
+        intra_threads: usize,
+        optimization: GraphOptimization,
+    ) -> Result<Self, String> {
         let folder = ModelFolder::open(dir).map_err(|e| e.to_string())?;
         let in_folder = |problem: String| format!("model folder {}: {problem}", dir.display());
         let environment = runtime::environment(library)?;
         let (session, provider) =
-            runtime::session(environment, &folder.model_path(), provider, intra_threads).map_err(in_folder)?;
+            runtime::session(environment, &folder.model_path(), provider, intra_threads, optimization)
+                .map_err(in_folder)?;
         let model = &folder.manifest.model;
 
         let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();

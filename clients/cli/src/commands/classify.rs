@@ -47,10 +47,14 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &ClassifyArgs) -> Result<Outcome, Erro
         if response.path.is_empty() {
             response.path = shown;
         }
+        // The daemon sent every label: a tag model's tags above the threshold may be more
+        // than --top-k. JSON and text both show what is picked here.
+        let shown = text::Shown::new(args.top_k, args.tag_threshold);
+        response.predictions.iter_mut().for_each(|p| shown.trim(p));
         if ctx.json {
             ctx.print_json(&json::classify_response(&response, args.segments))?;
         } else {
-            write!(ctx.out, "{}", text::classify(&response.path, &response, args.segments))?;
+            write!(ctx.out, "{}", text::classify(&response.path, &response, args.segments, shown))?;
         }
     }
     Ok(outcome)
@@ -77,7 +81,8 @@ pub fn classify_request(file: &Path, args: &ClassifyArgs) -> Result<pb::Classify
         source: Some(source),
         filename_hint,
         models: args.models.clone(),
-        top_k: args.top_k,
+        // Every label: which to show depends on each model's kind, known from the answer.
+        top_k: 0,
         include_segments: args.segments,
     })
 }
@@ -89,7 +94,14 @@ mod tests {
     use super::*;
 
     fn args(by_path: bool) -> ClassifyArgs {
-        ClassifyArgs { files: vec![], by_path, models: vec!["cnn".into()], top_k: 5, segments: true }
+        ClassifyArgs {
+            files: vec![],
+            by_path,
+            models: vec!["cnn".into()],
+            top_k: 5,
+            tag_threshold: 0.3,
+            segments: true,
+        }
     }
 
     #[test]
@@ -101,7 +113,7 @@ mod tests {
         assert_eq!(request.source, Some(Source::Encoded(b"fLaC-bytes".to_vec())));
         assert_eq!(request.filename_hint, "song.flac");
         assert_eq!(request.models, ["cnn"]);
-        assert_eq!(request.top_k, 5);
+        assert_eq!(request.top_k, 0, "every label: the client picks them by the model's kind");
         assert!(request.include_segments);
     }
 

@@ -15,7 +15,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &TrackArgs) -> Result<Outcome, Error> 
     if ctx.json {
         ctx.print_json(&json::track(&track))?;
     } else {
-        write!(ctx.out, "{}", text::track(&track))?;
+        write!(ctx.out, "{}", text::track(&track, args.tag_threshold))?;
     }
     Ok(Outcome::Success)
 }

@@ -356,6 +356,10 @@ pub(crate) enum TrainModel {
         /// Version written to model.toml.
         #[arg(long, default_value = "1.0.0")]
         version: String,
+        /// How a track's last, partial segment is completed, in training and (written to
+        /// model.toml) at inference: with the track repeated from its start, or with silence.
+        #[arg(long, default_value = "repeat", value_parser = ["repeat", "zeros"])]
+        padding: String,
         /// Worker threads for feature extraction [default: all cores].
         #[arg(long, short)]
         jobs: Option<usize>,

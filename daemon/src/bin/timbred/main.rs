@@ -85,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
 fn serve(cli: &Cli, settings: &SettingsArgs) -> anyhow::Result<bool> {
     let loaded = load_settings(cli, settings)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(timbre_daemon::serve::run(loaded.settings))?;
+    runtime.block_on(timbre_daemon::serve::run(loaded))?;
     // Calls still open after the grace period must not hold the exit.
     runtime.shutdown_background();
     Ok(true)
@@ -130,6 +130,7 @@ impl Offline {
             onnxruntime: cli.onnxruntime.clone(),
             execution_provider: cli.execution_provider.clone().unwrap_or_else(|| "auto".into()),
             intra_threads: 1,
+            graph_optimization: "all".into(),
             only: cli.models.clone(),
         };
         let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -239,7 +240,7 @@ fn evaluate_neighbours(offline: &Offline, data: &LabelledData, json: bool) -> an
 }
 
 fn train_model(cli: &Cli, offline: &Offline, model: &TrainModel) -> anyhow::Result<bool> {
-    let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, jobs } = model else {
+    let TrainModel::PcaKnn { data, out, split, k, weighted, components, seed, version, padding, jobs } = model else {
         return train_head(cli, offline, model);
     };
     let options = timbre_pca_knn::TrainOptions {
@@ -256,6 +257,7 @@ fn train_model(cli: &Cli, offline: &Offline, model: &TrainModel) -> anyhow::Resu
         options,
         jobs: jobs.unwrap_or(offline.all_cores),
         version: version.clone(),
+        padding: serde_json::from_value(serde_json::json!(padding))?,
     };
     let mut read = 0usize;
     let report = train::train_pca_knn(&offline.registry, &request, |_, error| match error {

@@ -165,6 +165,15 @@ pub struct Store {
     connection: Mutex<Connection>,
 }
 
+/// A track's file facts: `stat`, digest and tags.
+fn update_file(c: &Connection, id: i64, stat: FileStat, hash: &str, tags: &Tags) -> rusqlite::Result<usize> {
+    c.execute(
+        "UPDATE tracks SET size = ?2, mtime_ns = ?3, content_hash = ?4, title = ?5, artist = ?6, album = ?7,
+         genre = ?8, updated_at = ?9 WHERE id = ?1",
+        params![id, stat.size as i64, stat.mtime_ns, hash, tags.title, tags.artist, tags.album, tags.genre, now_ms()],
+    )
+}
+
 const TRACK_COLUMNS: &str = "id, path, size, mtime_ns, content_hash, title, artist, album, genre, duration_s, state, \
                              error, analysed_at";
 
@@ -290,21 +299,8 @@ impl Store {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM predictions WHERE track_id = ?1", [id])?;
-            tx.execute(
-                "UPDATE tracks SET size = ?2, mtime_ns = ?3, content_hash = ?4, title = ?5, artist = ?6, album = ?7,
-                 genre = ?8, state = 1, error = '', duration_s = 0, updated_at = ?9 WHERE id = ?1",
-                params![
-                    id,
-                    stat.size as i64,
-                    stat.mtime_ns,
-                    hash,
-                    tags.title,
-                    tags.artist,
-                    tags.album,
-                    tags.genre,
-                    now_ms()
-                ],
-            )?;
+            update_file(&tx, id, stat, hash, tags)?;
+            tx.execute("UPDATE tracks SET state = 1, error = '', duration_s = 0 WHERE id = ?1", [id])?;
             tx.commit()
         })
     }
@@ -322,24 +318,7 @@ impl Store {
 
     /// Same audio, other bytes (tags edited): new `stat`, digest and tags; the analysis stays.
     pub fn refresh_file(&self, id: i64, stat: FileStat, hash: &str, tags: &Tags) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE tracks SET size = ?2, mtime_ns = ?3, content_hash = ?4, title = ?5, artist = ?6, album = ?7,
-                 genre = ?8, updated_at = ?9 WHERE id = ?1",
-                params![
-                    id,
-                    stat.size as i64,
-                    stat.mtime_ns,
-                    hash,
-                    tags.title,
-                    tags.artist,
-                    tags.album,
-                    tags.genre,
-                    now_ms()
-                ],
-            )?;
-            Ok(())
-        })
+        self.with(|c| update_file(c, id, stat, hash, tags).map(drop))
     }
 
     /// The same content under another kind of digest (a legacy whole-file one replaced).

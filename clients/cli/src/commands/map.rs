@@ -114,6 +114,7 @@ mod tests {
                     pb::Label { name: "x".into(), probability: 0.1 },
                 ],
                 segments: vec![],
+                ..Default::default()
             }],
             ..Default::default()
         }

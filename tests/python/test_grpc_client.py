@@ -128,7 +128,7 @@ def test_python_client_cli_and_offline_analyze_agree(library, stubs):
         if not cli.is_file():
             pytest.fail(f"{cli} is missing: the `timbre` CLI is built with the workspace")
         out = subprocess.run(
-            [str(cli), "--addr", f"http://{daemon.address}", "--json", "classify", "--top-k", "0", str(clip)],
+            [str(cli), "--addr", f"http://{daemon.address}", "--json", "classify", "--top-k", "0", "--tag-threshold", "0", str(clip)],
             capture_output=True,
             text=True,
         )

@@ -14,7 +14,8 @@ use crate::plugin_host::PluginRegistry;
 pub struct TrainRequest {
     pub data_dir: PathBuf,
     pub out_dir: PathBuf,
-    /// Train on the files this split file puts in "train" and "val" (never "test").
+    /// Train on the files this split file puts in "train": "val" is left unseen, as by every
+    /// other shipped model, so that `timbred eval` can fit the ensemble's weights on it.
     pub split: Option<PathBuf>,
     pub options: pca_knn::TrainOptions,
     pub jobs: usize,
@@ -48,8 +49,7 @@ pub fn train_pca_knn(
 ) -> Result<pca_knn::TrainReport, TrainError> {
     let mut files = labelled_files(&request.data_dir)?;
     if let Some(split) = &request.split {
-        let mut keep = read_split(split, "train")?;
-        keep.extend(read_split(split, "val")?);
+        let keep = read_split(split, "train")?;
         files.retain(|(f, _)| {
             f.strip_prefix(&request.data_dir).is_ok_and(|r| keep.contains(&r.to_string_lossy().into_owned()))
         });

@@ -339,7 +339,7 @@ pub(crate) enum TrainModel {
         /// Model folder to write (model.knn + model.toml).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Train on the files a split file (from `timbred split`) puts in train and val, never test.
+        /// Train on the files a split file (from `timbred split`) puts in train; val and test stay unseen.
         #[arg(long, value_name = "FILE")]
         split: Option<PathBuf>,
         /// Neighbours that vote.

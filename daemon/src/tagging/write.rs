@@ -220,7 +220,8 @@ mod tests {
         assert!(leftovers(dir.path()).is_empty());
     }
 
-    /// Root ignores directory permissions: the test says so rather than passing vacuously.
+    /// Root ignores directory permissions, but not the immutable attribute (`chattr +i`, where
+    /// the file system has it); with neither the test says so rather than passing vacuously.
     #[test]
     fn a_read_only_folder_is_an_error_naming_the_file() {
         use std::os::unix::fs::PermissionsExt as _;
@@ -230,11 +231,28 @@ mod tests {
         let path = sample_in(&folder);
         let original = fs::read(&path).expect("read");
         fs::set_permissions(&folder, fs::Permissions::from_mode(0o555)).expect("chmod");
-        let writable = File::create(folder.join("probe")).is_ok();
-        let result = rewrite(&path, append_tag, |_| Ok(()), &no_hook);
+        let probe = folder.join("probe");
+        let mut writable = File::create(&probe).is_ok();
+        let chattr = |flag: &str| std::process::Command::new("chattr").arg(flag).arg(&folder).output();
+        let mut immutable = false;
+        if writable {
+            let _ = fs::remove_file(&probe);
+            immutable = chattr("+i").is_ok_and(|out| out.status.success());
+            writable = File::create(&probe).is_ok();
+        }
+        // An edit that changes bytes, so that writing the original in place would show.
+        let scribble = |file: &Path| -> Result<(), String> {
+            use std::io::Write as _;
+            let mut file = File::options().append(true).open(file).map_err(|e| e.to_string())?;
+            file.write_all(b"TAG").map_err(|e| e.to_string())
+        };
+        let result = rewrite(&path, scribble, |_| Ok(()), &no_hook);
+        if immutable {
+            chattr("-i").expect("chattr -i");
+        }
         fs::set_permissions(&folder, fs::Permissions::from_mode(0o755)).expect("chmod back");
         if writable {
-            eprintln!("skipped: this user (root?) can write into a read-only folder");
+            eprintln!("skipped: this user (root) can write into a read-only folder, and chattr +i is not available");
             return;
         }
         let error = result.expect_err("read-only").to_string();

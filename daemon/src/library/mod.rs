@@ -16,5 +16,6 @@ pub use scan::{ScanProgress, Scanner};
 
 pub use changes::{change_queue, ChangeReceiver, ChangeSender, LibraryChange};
 pub use store::{
-    FileStat, Listen, ModelVersion, Store, StoreError, StoredPrediction, TagWrite, Tags, TrackFilter, TrackRecord, TrackState,
+    FileStat, Listen, ModelVersion, Store, StoreError, StoredPrediction, TagWrite, Tags, TrackFilter, TrackRecord,
+    TrackState,
 };

@@ -607,9 +607,8 @@ fn with_descriptors(c: &Connection, mut track: TrackRecord) -> rusqlite::Result<
             "SELECT d.plugin, d.version, d.vals, d.state, d.error FROM descriptors d JOIN tracks t ON t.id = d.track_id
              WHERE t.album = ?1 AND d.plugin = 'descriptors'",
         )?;
-        let album: Vec<DescriptorResult> = statement
-            .query_map([&track.tags.album], descriptor_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+        let album: Vec<DescriptorResult> =
+            statement.query_map([&track.tags.album], descriptor_from_row)?.collect::<rusqlite::Result<_>>()?;
         track.album_peak =
             album.iter().filter_map(|d| d.value("replaygain_track_peak")).filter(|p| p.is_finite()).reduce(f64::max);
         let histograms: Vec<_> =

@@ -7,9 +7,6 @@
 
 use std::fmt;
 
-/// Pitch class names, C = 0, as the descriptors plugin writes keys.
-const PITCH_CLASSES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
-
 /// A key as a position on the Camelot wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Camelot {
@@ -44,10 +41,10 @@ impl Camelot {
         self.minor
     }
 
-    /// "A minor", "C# major".
+    /// "A minor", "C# major": the name the descriptors store.
     pub fn key_name(self) -> String {
         let (tonic, minor) = self.key();
-        format!("{} {}", PITCH_CLASSES[tonic], if minor { "minor" } else { "major" })
+        crate::pipeline::descriptors::key_name(tonic, minor)
     }
 
     /// A dense code 0..24, for storing a key in a byte.

@@ -23,11 +23,13 @@ impl ModelWatcher {
     /// Watch every existing folder of `paths` (missing ones are skipped: a model path that
     /// appears later is seen on SIGHUP). `None` when nothing could be watched.
     pub fn start(paths: &[PathBuf], engine: Weak<Engine>) -> Option<ModelWatcher> {
-        let (tx, rx) = crossbeam_channel::unbounded::<()>();
+        // One pending "something changed" is all the reloading thread needs: a burst of events
+        // while it waits finds the slot full and is dropped.
+        let (tx, rx) = crossbeam_channel::bounded::<()>(1);
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
                 if !matches!(event.kind, EventKind::Access(_)) {
-                    let _ = tx.send(());
+                    let _ = tx.try_send(());
                 }
             }
         })

@@ -326,7 +326,7 @@ pub fn train_from_library(request: &LibraryHeadRequest) -> Result<LibraryHeadOut
         let p = head
             .predict(&row.embedding)
             .map_err(|source| LibraryHeadError::Predict { track: row.path.clone(), source })?;
-        let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a))).unwrap_or(0);
+        let best = crate::pipeline::classify::top(&p).unwrap_or(0);
         let truth = labels.iter().position(|l| *l == row.spelling).unwrap_or(0);
         pairs.push((truth, best));
     }
